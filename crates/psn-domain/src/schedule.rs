@@ -1,0 +1,1 @@
+//! Schedule times (placeholder; see the helper task).
