@@ -64,7 +64,11 @@ macro_rules! id_type {
                 if check(s, $prefix) {
                     Ok(Self(s.to_string()))
                 } else {
-                    Err(BadId { value: s.to_string(), kind: $kind, example: $example })
+                    Err(BadId {
+                        value: s.to_string(),
+                        kind: $kind,
+                        example: $example,
+                    })
                 }
             }
         }

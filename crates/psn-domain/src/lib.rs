@@ -15,4 +15,5 @@ pub use ids::{AccountId, DeliveryId, PostId};
 pub use language::Language;
 pub use media::{MediaKind, MediaSummary};
 pub use platform::Platform;
+pub use schedule::{ScheduleError, parse_schedule};
 pub use status::{DeliveryEvent, DeliveryStatus, PostEvent, PostStatus, TransitionError};

@@ -91,7 +91,9 @@ impl fmt::Display for Platform {
 
 /// A platform name that psn does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown platform '{0}' (known: x, linkedin, instagram, facebook, threads, tiktok, youtube, pinterest, bluesky, mastodon)")]
+#[error(
+    "unknown platform '{0}' (known: x, linkedin, instagram, facebook, threads, tiktok, youtube, pinterest, bluesky, mastodon)"
+)]
 pub struct UnknownPlatform(pub String);
 
 impl FromStr for Platform {
@@ -137,10 +139,18 @@ mod tests {
 
     #[test]
     fn threads_are_limited_to_four_platforms() {
-        let with: Vec<_> = Platform::ALL.into_iter().filter(|p| p.has_threads()).collect();
+        let with: Vec<_> = Platform::ALL
+            .into_iter()
+            .filter(|p| p.has_threads())
+            .collect();
         assert_eq!(
             with,
-            vec![Platform::X, Platform::Threads, Platform::Bluesky, Platform::Mastodon]
+            vec![
+                Platform::X,
+                Platform::Threads,
+                Platform::Bluesky,
+                Platform::Mastodon
+            ]
         );
     }
 }

@@ -157,10 +157,9 @@ impl DeliveryStatus {
             (S::Claimed | S::Processing, E::Ambiguous | E::LeaseExpired) => S::Unconfirmed,
             (S::Unconfirmed, E::ReconciledNotFound) => S::RetryWait,
             (S::Unconfirmed, E::ReconcileImpossible) => S::NeedsAttention,
-            (
-                S::Claimed | S::Processing | S::RetryWait | S::Unconfirmed,
-                E::PermanentFailure,
-            ) => S::Failed,
+            (S::Claimed | S::Processing | S::RetryWait | S::Unconfirmed, E::PermanentFailure) => {
+                S::Failed
+            }
             (S::Held | S::Scheduled | S::RetryWait | S::Failed, E::Cancel) => S::Cancelled,
             (S::Held, E::Reschedule | E::Edit) => S::Held,
             (S::Scheduled | S::RetryWait, E::Reschedule | E::Edit) => S::Scheduled,
@@ -176,7 +175,9 @@ impl DeliveryStatus {
 fn delivery_refusal(from: DeliveryStatus, event: DeliveryEvent) -> TransitionError {
     use DeliveryStatus as S;
     let reason = match from {
-        S::Published => "it is already on the platform; a published post cannot be changed from psn",
+        S::Published => {
+            "it is already on the platform; a published post cannot be changed from psn"
+        }
         S::Cancelled => "it was cancelled; create a new post instead",
         S::Claimed | S::Processing => {
             "a worker is publishing it right now; wait for the outcome (psn show)"
@@ -191,7 +192,12 @@ fn delivery_refusal(from: DeliveryStatus, event: DeliveryEvent) -> TransitionErr
         S::Held => "it is not scheduled yet (draft or awaiting approval)",
         S::Scheduled | S::RetryWait => "that step only happens while a worker is publishing it",
     };
-    TransitionError { what: "delivery", action: event.as_str(), from: from.as_str(), reason }
+    TransitionError {
+        what: "delivery",
+        action: event.as_str(),
+        from: from.as_str(),
+        reason,
+    }
 }
 
 impl PostStatus {
@@ -206,7 +212,10 @@ impl PostStatus {
             (S::Draft | S::Rejected, E::SubmitForApproval) => S::PendingApproval,
             (S::PendingApproval, E::Approve) => S::Scheduled,
             (S::PendingApproval, E::Reject) => S::Rejected,
-            (s @ (S::Draft | S::PendingApproval | S::Rejected | S::Scheduled | S::Failed), E::Edit) => s,
+            (
+                s @ (S::Draft | S::PendingApproval | S::Rejected | S::Scheduled | S::Failed),
+                E::Edit,
+            ) => s,
             (s @ (S::Draft | S::PendingApproval | S::Rejected | S::Scheduled), E::Reschedule) => s,
             (S::Draft | S::PendingApproval | S::Rejected | S::Scheduled | S::Failed, E::Cancel) => {
                 S::Cancelled
@@ -221,7 +230,10 @@ impl PostStatus {
     pub fn is_live(self) -> bool {
         !matches!(
             self,
-            PostStatus::Draft | PostStatus::PendingApproval | PostStatus::Rejected | PostStatus::Cancelled
+            PostStatus::Draft
+                | PostStatus::PendingApproval
+                | PostStatus::Rejected
+                | PostStatus::Cancelled
         )
     }
 }
@@ -232,7 +244,9 @@ fn post_refusal(from: PostStatus, event: PostEvent) -> TransitionError {
     let reason = match (from, event) {
         (S::Published, _) => "it is already published",
         (S::Cancelled, _) => "it was cancelled; create a new post instead",
-        (S::Publishing, _) => "a worker is publishing it right now; wait for the outcome (psn show)",
+        (S::Publishing, _) => {
+            "a worker is publishing it right now; wait for the outcome (psn show)"
+        }
         (S::PartiallyPublished, _) => {
             "part of it is already published; `psn retry` re-queues only what failed"
         }
@@ -251,7 +265,12 @@ fn post_refusal(from: PostStatus, event: PostEvent) -> TransitionError {
         (S::Failed, E::Submit | E::SubmitForApproval) => "it failed; use `psn retry`",
         _ => "that change is not allowed",
     };
-    TransitionError { what: "post", action: event.as_str(), from: from.as_str(), reason }
+    TransitionError {
+        what: "post",
+        action: event.as_str(),
+        from: from.as_str(),
+        reason,
+    }
 }
 
 /// The status of a post, given its own phase and its deliveries' states.
@@ -264,20 +283,28 @@ pub fn derive_post_status(phase: PostStatus, deliveries: &[DeliveryStatus]) -> P
     if !phase.is_live() {
         return phase;
     }
-    let live: Vec<D> = deliveries.iter().copied().filter(|d| *d != D::Cancelled).collect();
+    let live: Vec<D> = deliveries
+        .iter()
+        .copied()
+        .filter(|d| *d != D::Cancelled)
+        .collect();
     if live.is_empty() {
         return PostStatus::Cancelled;
     }
     let published = live.iter().filter(|d| **d == D::Published).count();
     let failed = live.iter().filter(|d| **d == D::Failed).count();
-    let attention = live.iter().any(|d| *d == D::NeedsAttention);
+    let attention = live.contains(&D::NeedsAttention);
     let in_flight = live.iter().any(|d| d.is_in_flight());
     if published == live.len() {
         PostStatus::Published
     } else if attention {
         PostStatus::NeedsAttention
     } else if published + failed == live.len() {
-        if published == 0 { PostStatus::Failed } else { PostStatus::PartiallyPublished }
+        if published == 0 {
+            PostStatus::Failed
+        } else {
+            PostStatus::PartiallyPublished
+        }
     } else if in_flight || published > 0 || failed > 0 {
         PostStatus::Publishing
     } else {
@@ -399,7 +426,9 @@ mod tests {
     fn every_post_transition_is_legal_or_refused_with_a_reason() {
         for &from in PostStatus::ALL {
             for &event in PostEvent::ALL {
-                let expected = LEGAL_POST.iter().find(|(f, e, _)| *f == from && *e == event);
+                let expected = LEGAL_POST
+                    .iter()
+                    .find(|(f, e, _)| *f == from && *e == event);
                 match (from.apply(event), expected) {
                     (Ok(next), Some((_, _, want))) => assert_eq!(next, *want, "{from} + {event}"),
                     (Err(err), None) => {
@@ -419,11 +448,20 @@ mod tests {
         assert_eq!(d(P::Draft, &[S::Held]), P::Draft);
         assert_eq!(d(P::Scheduled, &[S::Scheduled, S::Scheduled]), P::Scheduled);
         assert_eq!(d(P::Scheduled, &[S::Claimed, S::Scheduled]), P::Publishing);
-        assert_eq!(d(P::Scheduled, &[S::Published, S::Scheduled]), P::Publishing);
+        assert_eq!(
+            d(P::Scheduled, &[S::Published, S::Scheduled]),
+            P::Publishing
+        );
         assert_eq!(d(P::Scheduled, &[S::Published, S::Published]), P::Published);
-        assert_eq!(d(P::Scheduled, &[S::Published, S::Failed]), P::PartiallyPublished);
+        assert_eq!(
+            d(P::Scheduled, &[S::Published, S::Failed]),
+            P::PartiallyPublished
+        );
         assert_eq!(d(P::Scheduled, &[S::Failed, S::Failed]), P::Failed);
-        assert_eq!(d(P::Scheduled, &[S::Published, S::NeedsAttention]), P::NeedsAttention);
+        assert_eq!(
+            d(P::Scheduled, &[S::Published, S::NeedsAttention]),
+            P::NeedsAttention
+        );
         assert_eq!(d(P::Scheduled, &[S::Cancelled, S::Published]), P::Published);
         assert_eq!(d(P::Scheduled, &[S::Cancelled]), P::Cancelled);
         assert_eq!(d(P::Cancelled, &[S::Cancelled]), P::Cancelled);

@@ -1,0 +1,231 @@
+//! `psn accounts list | connect | disconnect`. This module handles the headless connection
+//! (tokens on stdin); tokens go from stdin straight into [`Secret`]s and are sealed by the
+//! store. Nothing here prints a token.
+
+use std::io::Read;
+
+use chrono::{Duration, Utc};
+use psn_domain::{AccountId, Platform};
+use psn_store::{Account, NewAccount, Secret, TokenSet};
+use serde::Deserialize;
+
+use crate::cli::{AccountsCommand, ConnectArgs, Global};
+use crate::error::{CliResult, invalid};
+use crate::output::{local, print_json, table};
+use crate::workspace::{Workspace, actor};
+
+/// The headless token JSON (the brief's contract).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenInput {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<i64>,
+    account_id: Option<String>,
+    handle: Option<String>,
+    // Accepted for compatibility with token endpoint responses; unused.
+    #[serde(default)]
+    #[allow(dead_code)]
+    token_type: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    scope: Option<String>,
+}
+
+pub async fn run(global: &Global, cmd: AccountsCommand) -> CliResult {
+    let ws = Workspace::locate(global)?;
+    match cmd {
+        AccountsCommand::List => {
+            let hub = ws.open_hub(&global.hub).await?;
+            let accounts = hub.accounts().await?;
+            if global.json {
+                print_json(&accounts);
+            } else if accounts.is_empty() {
+                println!("No accounts yet. Connect one with `psn accounts connect <platform>`.");
+            } else {
+                let mut t = table(&["ID", "PLATFORM", "HANDLE", "STATUS", "EXPIRES"]);
+                for a in &accounts {
+                    t.add_row(vec![
+                        a.id.to_string(),
+                        a.platform.display_name().to_string(),
+                        a.handle.clone(),
+                        a.status.as_str().to_string(),
+                        a.expires_at
+                            .map(|t| local(t, ws.tz))
+                            .unwrap_or_else(|| "never".into()),
+                    ]);
+                }
+                println!("{t}");
+            }
+            Ok(())
+        }
+        AccountsCommand::Connect(args) => connect(global, &ws, args).await,
+        AccountsCommand::Disconnect { id, cancel_pending } => {
+            let id: AccountId = id
+                .parse()
+                .map_err(|e: psn_domain::ids::BadId| invalid(e.to_string()))?;
+            let hub = ws.open_hub(&global.hub).await?;
+            let (account, cancelled) = hub
+                .disconnect_account(&id, &actor(global), cancel_pending)
+                .await?;
+            if global.json {
+                print_json(
+                    &serde_json::json!({"account": account, "cancelled_deliveries": cancelled}),
+                );
+            } else {
+                println!(
+                    "Disconnected {} {} ({}); its tokens are erased.{}",
+                    account.platform.display_name(),
+                    account.handle,
+                    account.id,
+                    if cancelled > 0 {
+                        format!(" Cancelled {cancelled} waiting delivery(ies).")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_stdin() -> CliResult<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| invalid(format!("cannot read stdin: {e}")))?;
+    Ok(s)
+}
+
+async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResult {
+    let platform: Platform = args
+        .platform
+        .parse()
+        .map_err(|e: psn_domain::platform::UnknownPlatform| invalid(e.to_string()))?;
+    let new = if platform == Platform::Bluesky && !args.token_stdin {
+        if !args.app_password_stdin {
+            return Err(invalid(
+                "connect Bluesky with an app password: echo \"$APP_PASSWORD\" | psn accounts connect bluesky --handle you.bsky.social --app-password-stdin",
+            ));
+        }
+        let handle = args
+            .handle
+            .as_deref()
+            .map(|h| h.trim().trim_start_matches('@').to_string())
+            .filter(|h| h.contains('.'))
+            .ok_or_else(|| {
+                invalid("--handle is required for Bluesky (e.g. --handle you.bsky.social)")
+            })?;
+        let password = Secret::new(read_stdin()?.trim());
+        if password.is_empty() {
+            return Err(invalid("no app password on stdin"));
+        }
+        let service = normalize_url(&args.service)?;
+        NewAccount {
+            platform,
+            external_id: handle.clone(),
+            handle,
+            service_url: service,
+            tokens: TokenSet {
+                access_token: password,
+                refresh_token: None,
+            },
+            expires_at: None,
+            created_by: actor(global),
+        }
+    } else if args.token_stdin {
+        let raw = read_stdin()?;
+        let input: TokenInput = serde_json::from_str(raw.trim()).map_err(|e| {
+            // serde's message names the field and position, never the value.
+            invalid(format!(
+                "stdin is not the token JSON ({e}); expected {{\"access_token\": …, \"refresh_token\"?: …, \"expires_in\"?: seconds, \"account_id\"?: …, \"handle\"?: …}}"
+            ))
+        })?;
+        drop(raw);
+        let access_token = Secret::new(input.access_token);
+        if access_token.is_empty() {
+            return Err(invalid("access_token is empty"));
+        }
+        let service_url = match platform {
+            Platform::Mastodon => normalize_url(args.instance.as_deref().ok_or_else(|| {
+                invalid(
+                    "--instance is required for Mastodon (e.g. --instance https://mastodon.social)",
+                )
+            })?)?,
+            Platform::Bluesky => normalize_url(&args.service)?,
+            _ => String::new(),
+        };
+        let handle = input
+            .handle
+            .map(|h| h.trim().trim_start_matches('@').to_string())
+            .filter(|h| !h.is_empty());
+        let external_id = input
+            .account_id
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let (handle, external_id) = match (handle, external_id) {
+            (Some(h), Some(id)) => (h, id),
+            (Some(h), None) => (h.clone(), h),
+            (None, Some(id)) => (id.clone(), id),
+            (None, None) => {
+                return Err(invalid(
+                    "the token JSON needs account_id or handle, so psn can tell accounts apart",
+                ));
+            }
+        };
+        let expires_at = match input.expires_in {
+            Some(s) if s <= 0 => {
+                return Err(invalid("expires_in must be a positive number of seconds"));
+            }
+            Some(s) => Some(Utc::now() + Duration::seconds(s)),
+            None => None,
+        };
+        NewAccount {
+            platform,
+            handle,
+            external_id,
+            service_url,
+            tokens: TokenSet {
+                access_token,
+                refresh_token: input.refresh_token.map(Secret::new),
+            },
+            expires_at,
+            created_by: actor(global),
+        }
+    } else {
+        return Err(invalid(format!(
+            "interactive OAuth for {} is not available in this version; connect headlessly with --token-stdin (see `psn accounts connect --help`)",
+            platform.display_name()
+        )));
+    };
+    let cipher = ws.cipher()?;
+    let hub = ws.open_hub(&global.hub).await?;
+    let (account, created) = hub.upsert_account(&new, &cipher).await?;
+    print_connected(global, &account, created);
+    Ok(())
+}
+
+fn print_connected(global: &Global, account: &Account, created: bool) {
+    if global.json {
+        print_json(account);
+    } else {
+        println!(
+            "{} {} account {} ({}).",
+            if created { "Connected" } else { "Reconnected" },
+            account.platform.display_name(),
+            account.handle,
+            account.id
+        );
+    }
+}
+
+fn normalize_url(url: &str) -> CliResult<String> {
+    let url = url.trim().trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        return Err(invalid(format!(
+            "'{url}' is not a URL (expected https://host)"
+        )));
+    }
+    Ok(url.to_string())
+}

@@ -1,0 +1,33 @@
+//! One module per command; `run` dispatches.
+
+mod accounts;
+mod compose;
+mod doctor;
+mod hub;
+mod init;
+mod manage;
+mod post;
+mod queue;
+mod show;
+
+use crate::cli::{Cli, Command};
+use crate::error::CliResult;
+
+pub async fn run(cli: Cli) -> CliResult {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::run(g, args),
+        Command::Doctor => doctor::run(g).await,
+        Command::Hub(cmd) => hub::run(g, cmd).await,
+        Command::Accounts(cmd) => accounts::run(g, cmd).await,
+        Command::Post(args) => post::run(g, args).await,
+        Command::Validate(args) => post::validate(g, args),
+        Command::Queue(args) => queue::queue(g, args).await,
+        Command::Calendar(args) => queue::calendar(g, args).await,
+        Command::Show(args) => show::run(g, args).await,
+        Command::Reschedule(args) => manage::reschedule(g, args).await,
+        Command::Cancel(args) => manage::cancel(g, args).await,
+        Command::Retry(args) => manage::retry(g, args).await,
+        Command::Edit(args) => manage::edit(g, args).await,
+    }
+}
