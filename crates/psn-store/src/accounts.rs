@@ -34,7 +34,9 @@ impl AccountStatus {
             "active" => Ok(AccountStatus::Active),
             "needs_reauth" => Ok(AccountStatus::NeedsReauth),
             "disconnected" => Ok(AccountStatus::Disconnected),
-            other => Err(StoreError::Corrupt(format!("unknown account status '{other}'"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown account status '{other}'"
+            ))),
         }
     }
 }
@@ -98,10 +100,16 @@ impl TryFrom<AccountRow> for Account {
 
     fn try_from(r: AccountRow) -> Result<Account, StoreError> {
         Ok(Account {
-            id: r.id.parse().map_err(|e: psn_domain::ids::BadId| StoreError::Corrupt(e.to_string()))?,
-            platform: r.platform.parse().map_err(|e: psn_domain::platform::UnknownPlatform| {
-                StoreError::Corrupt(e.to_string())
-            })?,
+            id: r
+                .id
+                .parse()
+                .map_err(|e: psn_domain::ids::BadId| StoreError::Corrupt(e.to_string()))?,
+            platform: r
+                .platform
+                .parse()
+                .map_err(|e: psn_domain::platform::UnknownPlatform| {
+                    StoreError::Corrupt(e.to_string())
+                })?,
             handle: r.handle,
             external_id: r.external_id,
             service_url: r.service_url,
@@ -186,7 +194,9 @@ impl Hub {
             tx.commit().await?;
             (id, created)
         });
-        let account = self.account(&id.parse().map_err(|_| StoreError::Corrupt(id.clone()))?).await?;
+        let account = self
+            .account(&id.parse().map_err(|_| StoreError::Corrupt(id.clone()))?)
+            .await?;
         Ok((account, created))
     }
 
@@ -195,8 +205,11 @@ impl Hub {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
         let row: Option<AccountRow> = on_db!(&self.backend, db =>
             sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(db).await?);
-        row.ok_or_else(|| StoreError::NotFound { what: "account", id: id.to_string() })?
-            .try_into()
+        row.ok_or_else(|| StoreError::NotFound {
+            what: "account",
+            id: id.to_string(),
+        })?
+        .try_into()
     }
 
     /// Every account, by platform then handle.
@@ -213,11 +226,14 @@ impl Hub {
         id: &AccountId,
         cipher: &TokenCipher,
     ) -> Result<TokenSet, StoreError> {
-        let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = on_db!(&self.backend, db =>
+        type SealedTokens = (Option<Vec<u8>>, Option<Vec<u8>>);
+        let row: Option<SealedTokens> = on_db!(&self.backend, db =>
             sqlx::query_as("SELECT access_token_enc, refresh_token_enc FROM accounts WHERE id = $1")
                 .bind(id.as_str()).fetch_optional(db).await?);
-        let (access, refresh) =
-            row.ok_or_else(|| StoreError::NotFound { what: "account", id: id.to_string() })?;
+        let (access, refresh) = row.ok_or_else(|| StoreError::NotFound {
+            what: "account",
+            id: id.to_string(),
+        })?;
         let access = access.ok_or_else(|| {
             StoreError::Invalid(format!("account {id} is disconnected: it has no token"))
         })?;

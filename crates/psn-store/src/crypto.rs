@@ -85,7 +85,9 @@ impl TokenCipher {
                 bytes.len()
             ))
         })?;
-        Ok(TokenCipher { key: Zeroizing::new(key) })
+        Ok(TokenCipher {
+            key: Zeroizing::new(key),
+        })
     }
 
     fn aead(&self) -> XChaCha20Poly1305 {
@@ -101,7 +103,10 @@ impl TokenCipher {
             .aead()
             .encrypt(
                 XNonce::from_slice(&nonce),
-                Payload { msg: secret.expose().as_bytes(), aad: aad.as_bytes() },
+                Payload {
+                    msg: secret.expose().as_bytes(),
+                    aad: aad.as_bytes(),
+                },
             )
             .map_err(|_| StoreError::Crypto("encryption failed".to_string()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
@@ -114,7 +119,9 @@ impl TokenCipher {
     /// Decrypts a value sealed by [`TokenCipher::seal`] for the same row and field.
     pub fn open(&self, sealed: &[u8], row_id: &str, field: &str) -> Result<Secret, StoreError> {
         if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != FORMAT_V1 {
-            return Err(StoreError::Crypto(format!("the stored {field} is not in a known format")));
+            return Err(StoreError::Crypto(format!(
+                "the stored {field} is not in a known format"
+            )));
         }
         let aad = format!("{row_id}:{field}");
         let plain = Zeroizing::new(
@@ -146,9 +153,14 @@ mod tests {
     #[test]
     fn sealed_tokens_open_with_the_same_row_and_field() {
         let c = cipher();
-        let sealed = c.seal(&Secret::new("tok-123"), "a_1", "access_token").unwrap();
+        let sealed = c
+            .seal(&Secret::new("tok-123"), "a_1", "access_token")
+            .unwrap();
         assert!(!sealed.windows(7).any(|w| w == b"tok-123"));
-        assert_eq!(c.open(&sealed, "a_1", "access_token").unwrap().expose(), "tok-123");
+        assert_eq!(
+            c.open(&sealed, "a_1", "access_token").unwrap().expose(),
+            "tok-123"
+        );
     }
 
     #[test]
@@ -161,7 +173,9 @@ mod tests {
 
     #[test]
     fn the_wrong_key_says_so() {
-        let sealed = cipher().seal(&Secret::new("tok"), "a_1", "access_token").unwrap();
+        let sealed = cipher()
+            .seal(&Secret::new("tok"), "a_1", "access_token")
+            .unwrap();
         let err = cipher().open(&sealed, "a_1", "access_token").unwrap_err();
         assert!(err.to_string().contains("wrong encryption key"));
     }
@@ -175,7 +189,12 @@ mod tests {
 
     #[test]
     fn keys_of_the_wrong_length_are_refused() {
-        assert!(TokenCipher::from_base64("c2hvcnQ=").unwrap_err().to_string().contains("32 bytes"));
+        assert!(
+            TokenCipher::from_base64("c2hvcnQ=")
+                .unwrap_err()
+                .to_string()
+                .contains("32 bytes")
+        );
         assert!(TokenCipher::from_base64("not base64!").is_err());
     }
 }

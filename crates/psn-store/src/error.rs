@@ -15,7 +15,11 @@ pub enum StoreError {
     ReadOnly(String),
 
     #[error("cannot reach hub '{hub}' at {url}: {detail}")]
-    Unreachable { hub: String, url: String, detail: String },
+    Unreachable {
+        hub: String,
+        url: String,
+        detail: String,
+    },
 
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: String },

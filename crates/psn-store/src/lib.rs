@@ -80,7 +80,11 @@ pub fn redact_url(url: &str) -> String {
         Some(at) => {
             let userinfo = &authority[..at];
             let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
             format!("{}://{}{}", &url[..scheme_end], masked, &rest[at..])
         }
         None => url.to_string(),
@@ -151,15 +155,15 @@ impl Hub {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
-                if let Some(parent) = Path::new(options.get_filename()).parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            StoreError::Invalid(format!(
-                                "cannot create the hub folder {}: {e}",
-                                parent.display()
-                            ))
-                        })?;
-                    }
+                if let Some(parent) = Path::new(options.get_filename()).parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Invalid(format!(
+                            "cannot create the hub folder {}: {e}",
+                            parent.display()
+                        ))
+                    })?;
                 }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
@@ -182,7 +186,12 @@ impl Hub {
                 Backend::Postgres(pool)
             }
         };
-        Ok(Hub { name: name.to_string(), kind, backend, write_block: None })
+        Ok(Hub {
+            name: name.to_string(),
+            kind,
+            backend,
+            write_block: None,
+        })
     }
 
     /// Connects and brings the schema up to date (migrations are applied on first use). A hub
@@ -191,8 +200,17 @@ impl Hub {
         let mut hub = Hub::connect(name, url).await?;
         match hub.migrate().await {
             Ok(_) => {}
-            Err(StoreError::HubNewer { hub: hub_version, psn }) => {
-                hub.write_block = Some(StoreError::HubNewer { hub: hub_version, psn }.to_string());
+            Err(StoreError::HubNewer {
+                hub: hub_version,
+                psn,
+            }) => {
+                hub.write_block = Some(
+                    StoreError::HubNewer {
+                        hub: hub_version,
+                        psn,
+                    }
+                    .to_string(),
+                );
             }
             Err(e) => return Err(e),
         }
@@ -222,7 +240,13 @@ impl Hub {
     /// Row counts of every table, for `psn doctor` and for tests that prove nothing was written.
     pub async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
         let mut out = Vec::new();
-        for table in ["accounts", "posts", "deliveries", "delivery_attempts", "audit_log"] {
+        for table in [
+            "accounts",
+            "posts",
+            "deliveries",
+            "delivery_attempts",
+            "audit_log",
+        ] {
             let sql = format!("SELECT COUNT(*) FROM {table}");
             let n: i64 = on_db!(&self.backend, db => sqlx::query_scalar(&sql).fetch_one(db).await?);
             out.push((table, n));
@@ -248,14 +272,23 @@ mod tests {
             redact_url("postgres://psn:s3cret@db.example:5432/acme"),
             "postgres://psn:***@db.example:5432/acme"
         );
-        assert_eq!(redact_url("postgres://psn@db/acme"), "postgres://psn@db/acme");
+        assert_eq!(
+            redact_url("postgres://psn@db/acme"),
+            "postgres://psn@db/acme"
+        );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 
     #[test]
     fn backends_are_named_by_url() {
-        assert_eq!(BackendKind::of_url("sqlite://a.db").unwrap(), BackendKind::Sqlite);
-        assert_eq!(BackendKind::of_url("postgresql://x/y").unwrap(), BackendKind::Postgres);
+        assert_eq!(
+            BackendKind::of_url("sqlite://a.db").unwrap(),
+            BackendKind::Sqlite
+        );
+        assert_eq!(
+            BackendKind::of_url("postgresql://x/y").unwrap(),
+            BackendKind::Postgres
+        );
         assert!(BackendKind::of_url("mysql://x/y").is_err());
     }
 }

@@ -6,7 +6,7 @@
 //! `psn_migrations`; a hub that has a version this psn does not know is refused for writing
 //! (seed 000, pitfall 6).
 
-use sqlx::Connection;
+use sqlx::{Connection, Executor as _};
 
 use crate::time::now_ms;
 use crate::{Backend, Hub, StoreError};
@@ -52,7 +52,11 @@ impl MigrationState {
 }
 
 fn pending_after(version: i64) -> Vec<i64> {
-    MIGRATIONS.iter().map(|m| m.version).filter(|v| *v > version).collect()
+    MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| *v > version)
+        .collect()
 }
 
 impl Hub {
@@ -76,7 +80,11 @@ impl Hub {
                 "SELECT MAX(version) FROM psn_migrations").fetch_one(db).await?)
             .unwrap_or(0)
         };
-        Ok(MigrationState { hub_version, psn_version: SCHEMA_VERSION, pending: pending_after(hub_version) })
+        Ok(MigrationState {
+            hub_version,
+            psn_version: SCHEMA_VERSION,
+            pending: pending_after(hub_version),
+        })
     }
 
     /// Applies every pending migration and returns the versions applied (empty when the hub was
@@ -86,16 +94,22 @@ impl Hub {
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 sqlx::query(CREATE_TRACKING).execute(&mut *tx).await?;
-                let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM psn_migrations")
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let current: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM psn_migrations")
+                        .fetch_one(&mut *tx)
+                        .await?;
                 let current = current.unwrap_or(0);
                 if current > SCHEMA_VERSION {
-                    return Err(StoreError::HubNewer { hub: current, psn: SCHEMA_VERSION });
+                    return Err(StoreError::HubNewer {
+                        hub: current,
+                        psn: SCHEMA_VERSION,
+                    });
                 }
                 let mut applied = Vec::new();
                 for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-                    sqlx::raw_sql(m.sqlite).execute(&mut *tx).await?;
+                    // Through `Executor::execute` (a boxed `Send` future), not `RawSql::execute`, whose
+                    // generic future makes `migrate` not `Send` (so `Hub::open` could not be spawned).
+                    (&mut *tx).execute(sqlx::raw_sql(m.sqlite)).await?;
                     record(&mut *tx, m).await?;
                     applied.push(m.version);
                 }
@@ -116,12 +130,15 @@ impl Hub {
                             .await?;
                     let current = current.unwrap_or(0);
                     if current > SCHEMA_VERSION {
-                        return Err(StoreError::HubNewer { hub: current, psn: SCHEMA_VERSION });
+                        return Err(StoreError::HubNewer {
+                            hub: current,
+                            psn: SCHEMA_VERSION,
+                        });
                     }
                     let mut applied = Vec::new();
                     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
                         let mut tx = conn.begin().await?;
-                        sqlx::raw_sql(m.postgres).execute(&mut *tx).await?;
+                        (&mut *tx).execute(sqlx::raw_sql(m.postgres)).await?;
                         record(&mut *tx, m).await?;
                         tx.commit().await?;
                         applied.push(m.version);

@@ -236,8 +236,9 @@ macro_rules! refresh_post_status {
                 .bind($post_id)
                 .fetch_all($tx)
                 .await?;
-        let phase: psn_domain::PostStatus =
-            phase.parse().map_err(|e: String| $crate::StoreError::Corrupt(e))?;
+        let phase: psn_domain::PostStatus = phase
+            .parse()
+            .map_err(|e: String| $crate::StoreError::Corrupt(e))?;
         let statuses = statuses
             .iter()
             .map(|s| s.parse())
@@ -257,7 +258,10 @@ pub(crate) use refresh_post_status;
 
 /// Placeholders `$start, $start+1, …` for an `IN (…)` list of `n` values.
 fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -280,17 +284,28 @@ macro_rules! snapshot {
             .bind($id.as_str())
             .fetch_optional($tx)
             .await?;
-        let status = status.ok_or_else(|| StoreError::NotFound { what: "post", id: $id.to_string() })?;
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT id, platform, status FROM deliveries WHERE post_id = $1 ORDER BY id")
-                .bind($id.as_str())
-                .fetch_all($tx)
-                .await?;
+        let status = status.ok_or_else(|| StoreError::NotFound {
+            what: "post",
+            id: $id.to_string(),
+        })?;
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, platform, status FROM deliveries WHERE post_id = $1 ORDER BY id",
+        )
+        .bind($id.as_str())
+        .fetch_all($tx)
+        .await?;
         let mut deliveries = Vec::with_capacity(rows.len());
         for (id, platform, status) in rows {
-            deliveries.push((id, platform.parse().map_err(corrupt)?, status.parse().map_err(corrupt)?));
+            deliveries.push((
+                id,
+                platform.parse().map_err(corrupt)?,
+                status.parse().map_err(corrupt)?,
+            ));
         }
-        Snapshot { status: status.parse().map_err(corrupt)?, deliveries }
+        Snapshot {
+            status: status.parse().map_err(corrupt)?,
+            deliveries,
+        }
     }};
 }
 
@@ -299,19 +314,29 @@ impl Hub {
     /// same creator used before, returns the first post and writes nothing.
     pub async fn create_post(&self, new: &NewPost) -> Result<CreateOutcome, StoreError> {
         self.ensure_writable()?;
-        if !matches!(new.phase, PostStatus::Draft | PostStatus::PendingApproval | PostStatus::Scheduled) {
-            return Err(StoreError::Invalid(format!("a new post cannot start as {}", new.phase)));
+        if !matches!(
+            new.phase,
+            PostStatus::Draft | PostStatus::PendingApproval | PostStatus::Scheduled
+        ) {
+            return Err(StoreError::Invalid(format!(
+                "a new post cannot start as {}",
+                new.phase
+            )));
         }
         if new.deliveries.is_empty() {
-            return Err(StoreError::Invalid("a post needs at least one account".to_string()));
+            return Err(StoreError::Invalid(
+                "a post needs at least one account".to_string(),
+            ));
         }
         if new.phase == PostStatus::Scheduled && new.run_at.is_none() {
-            return Err(StoreError::Invalid("a scheduled post needs a time".to_string()));
+            return Err(StoreError::Invalid(
+                "a scheduled post needs a time".to_string(),
+            ));
         }
-        if let Some(key) = &new.idempotency_key {
-            if let Some(existing) = self.post_by_idempotency_key(&new.created_by, key).await? {
-                return Ok(CreateOutcome::Existing(existing));
-            }
+        if let Some(key) = &new.idempotency_key
+            && let Some(existing) = self.post_by_idempotency_key(&new.created_by, key).await?
+        {
+            return Ok(CreateOutcome::Existing(existing));
         }
         let now = now_ms();
         let id = PostId::from_random(random_id_bytes());
@@ -377,7 +402,9 @@ impl Hub {
         .await;
         match result {
             Ok(()) => Ok(CreateOutcome::Created(self.post(&id).await?)),
-            Err(StoreError::Database(e)) if is_unique_violation(&e) && new.idempotency_key.is_some() => {
+            Err(StoreError::Database(e))
+                if is_unique_violation(&e) && new.idempotency_key.is_some() =>
+            {
                 // Another process created it between our check and our insert.
                 let key = new.idempotency_key.as_deref().unwrap_or_default();
                 match self.post_by_idempotency_key(&new.created_by, key).await? {
@@ -389,7 +416,11 @@ impl Hub {
         }
     }
 
-    async fn post_by_idempotency_key(&self, created_by: &str, key: &str) -> Result<Option<Post>, StoreError> {
+    async fn post_by_idempotency_key(
+        &self,
+        created_by: &str,
+        key: &str,
+    ) -> Result<Option<Post>, StoreError> {
         let id: Option<String> = on_db!(&self.backend, db =>
             sqlx::query_scalar("SELECT id FROM posts WHERE created_by = $1 AND idempotency_key = $2")
                 .bind(created_by).bind(key).fetch_optional(db).await?);
@@ -402,7 +433,10 @@ impl Hub {
     /// One post with its deliveries.
     pub async fn post(&self, id: &PostId) -> Result<Post, StoreError> {
         let mut posts = self.posts_by_ids(&[id.to_string()]).await?;
-        posts.pop().ok_or_else(|| StoreError::NotFound { what: "post", id: id.to_string() })
+        posts.pop().ok_or_else(|| StoreError::NotFound {
+            what: "post",
+            id: id.to_string(),
+        })
     }
 
     /// One post with its deliveries and every delivery's attempt history.
@@ -442,10 +476,14 @@ impl Hub {
             }
             (posts, q.fetch_all(db).await?)
         });
-        let mut by_post: std::collections::HashMap<String, Vec<Delivery>> = std::collections::HashMap::new();
+        let mut by_post: std::collections::HashMap<String, Vec<Delivery>> =
+            std::collections::HashMap::new();
         for row in delivery_rows {
             let post_id = row.post_id.clone();
-            by_post.entry(post_id).or_default().push(row.into_delivery()?);
+            by_post
+                .entry(post_id)
+                .or_default()
+                .push(row.into_delivery()?);
         }
         let mut posts = Vec::with_capacity(post_rows.len());
         for row in post_rows {
@@ -453,8 +491,11 @@ impl Hub {
             posts.push(row.into_post(deliveries)?);
         }
         // Keep the caller's order.
-        let order: std::collections::HashMap<&str, usize> =
-            ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let order: std::collections::HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
         posts.sort_by_key(|p| order.get(p.id.as_str()).copied().unwrap_or(usize::MAX));
         Ok(posts)
     }
@@ -464,7 +505,10 @@ impl Hub {
         let mut clauses = Vec::new();
         let mut n = 1;
         if !filter.statuses.is_empty() {
-            clauses.push(format!("status IN ({})", placeholders(n, filter.statuses.len())));
+            clauses.push(format!(
+                "status IN ({})",
+                placeholders(n, filter.statuses.len())
+            ));
             n += filter.statuses.len();
         }
         if filter.from.is_some() {
@@ -475,9 +519,16 @@ impl Hub {
             clauses.push(format!("run_at < ${n}"));
             n += 1;
         }
-        let where_clause =
-            if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-        let limit = if filter.limit.is_some() { format!(" LIMIT ${n}") } else { String::new() };
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let limit = if filter.limit.is_some() {
+            format!(" LIMIT ${n}")
+        } else {
+            String::new()
+        };
         let sql = format!(
             "SELECT id FROM posts{where_clause} ORDER BY CASE WHEN run_at IS NULL THEN 1 ELSE 0 END, run_at, id{limit}"
         );
@@ -501,24 +552,66 @@ impl Hub {
     }
 
     /// Moves a post that has not been published to a new time.
-    pub async fn reschedule_post(&self, id: &PostId, at: DateTime<Utc>, actor: &str) -> Result<Post, StoreError> {
-        self.apply_post_event(id, PostEvent::Reschedule, DeliveryEvent::Reschedule, actor, Some(at), None).await
+    pub async fn reschedule_post(
+        &self,
+        id: &PostId,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Post, StoreError> {
+        self.apply_post_event(
+            id,
+            PostEvent::Reschedule,
+            DeliveryEvent::Reschedule,
+            actor,
+            Some(at),
+            None,
+        )
+        .await
     }
 
     /// Cancels a post that has not been published.
     pub async fn cancel_post(&self, id: &PostId, actor: &str) -> Result<Post, StoreError> {
-        self.apply_post_event(id, PostEvent::Cancel, DeliveryEvent::Cancel, actor, None, None).await
+        self.apply_post_event(
+            id,
+            PostEvent::Cancel,
+            DeliveryEvent::Cancel,
+            actor,
+            None,
+            None,
+        )
+        .await
     }
 
     /// Re-queues the failed (or needs-attention) deliveries of a post, due now. Published
     /// deliveries are left alone, so nothing is posted twice.
     pub async fn retry_post(&self, id: &PostId, actor: &str) -> Result<Post, StoreError> {
-        self.apply_post_event(id, PostEvent::Retry, DeliveryEvent::ManualRetry, actor, None, None).await
+        self.apply_post_event(
+            id,
+            PostEvent::Retry,
+            DeliveryEvent::ManualRetry,
+            actor,
+            None,
+            None,
+        )
+        .await
     }
 
     /// Replaces the text of a post that has not been published.
-    pub async fn edit_post(&self, id: &PostId, edit: &PostEdit, actor: &str) -> Result<Post, StoreError> {
-        self.apply_post_event(id, PostEvent::Edit, DeliveryEvent::Edit, actor, None, Some(edit)).await
+    pub async fn edit_post(
+        &self,
+        id: &PostId,
+        edit: &PostEdit,
+        actor: &str,
+    ) -> Result<Post, StoreError> {
+        self.apply_post_event(
+            id,
+            PostEvent::Edit,
+            DeliveryEvent::Edit,
+            actor,
+            None,
+            Some(edit),
+        )
+        .await
     }
 
     async fn apply_post_event(

@@ -4,10 +4,7 @@
 //! throwaway cluster). Each test gets its own database, created here and dropped by
 //! [`ThrowawayDatabase::drop_database`].
 
-use std::str::FromStr;
-
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 /// The admin URL of the test PostgreSQL server, or a panic that says how to get one.
 pub fn admin_url() -> String {
@@ -40,22 +37,70 @@ impl ThrowawayDatabase {
             .await
             .expect("create throwaway database");
         conn.close().await.ok();
-        let options = PgConnectOptions::from_str(&admin_url).expect("admin URL").database(&name);
-        let url = options.to_url_lossy().to_string();
-        ThrowawayDatabase { name, url, admin_url }
+        // The admin URL with the database swapped, not `PgConnectOptions::to_url_lossy`, which
+        // adds sqlx-only parameters (`statement-cache-capacity`) that libpq tools such as
+        // `pg_dump --dbname=URL` and `psql` refuse.
+        let url = with_database(&admin_url, &name);
+        ThrowawayDatabase {
+            name,
+            url,
+            admin_url,
+        }
     }
 
     /// Drops the database (terminating any connection left to it).
     pub async fn drop_database(self) {
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
             conn.close().await.ok();
         }
     }
 }
 
+/// `url` (a PostgreSQL URL) pointing at database `name` instead, its other parts unchanged.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 fn hex(bytes: [u8; 8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn throwaway_urls_swap_only_the_database() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h", "t1"),
+            "postgres://u:p@h/t1"
+        );
+        assert_eq!(
+            with_database("postgresql://u@h:1/admin?sslmode=disable", "t1"),
+            "postgresql://u@h:1/t1?sslmode=disable"
+        );
+    }
 }

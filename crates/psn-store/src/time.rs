@@ -7,7 +7,9 @@ pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
 }
 
 pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 pub(crate) fn now_ms() -> i64 {
