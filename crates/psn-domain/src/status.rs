@@ -150,7 +150,7 @@ impl DeliveryStatus {
         let next = match (self, event) {
             (S::Held, E::Release) => S::Scheduled,
             (S::Scheduled, E::Hold) => S::Held,
-            (S::Scheduled | S::RetryWait | S::Processing, E::Claim) => S::Claimed,
+            (S::Scheduled | S::RetryWait | S::Processing | S::Unconfirmed, E::Claim) => S::Claimed,
             (S::Claimed, E::StartProcessing) => S::Processing,
             (S::Claimed | S::Processing | S::Unconfirmed, E::Succeed) => S::Published,
             (S::Claimed | S::Processing, E::TransientFailure) => S::RetryWait,
@@ -325,6 +325,7 @@ mod tests {
         (S::Scheduled, E::Claim, S::Claimed),
         (S::RetryWait, E::Claim, S::Claimed),
         (S::Processing, E::Claim, S::Claimed),
+        (S::Unconfirmed, E::Claim, S::Claimed),
         (S::Claimed, E::StartProcessing, S::Processing),
         (S::Claimed, E::Succeed, S::Published),
         (S::Processing, E::Succeed, S::Published),

@@ -37,6 +37,11 @@ fn x_weighted_length_matches_the_reference_library() {
         "{} of {} texts differ:\n{}",
         mismatches.len(),
         fixture.cases.len(),
-        mismatches.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -14,7 +14,9 @@
 mod accounts;
 mod audit;
 pub mod crypto;
+mod engine;
 mod error;
+mod listen;
 mod migrate;
 mod posts;
 pub mod testing;
@@ -31,7 +33,12 @@ use sqlx::{PgPool, SqlitePool};
 pub use accounts::{Account, AccountStatus, NewAccount, TokenSet};
 pub use audit::AuditEntry;
 pub use crypto::{Secret, TokenCipher};
+pub use engine::{
+    Alert, AttemptOutcome, BudgetUse, ClaimedDelivery, DeliveryOutcome, OpenAttempt, Priority,
+    StepRecord,
+};
 pub use error::StoreError;
+pub use listen::HubListener;
 pub use migrate::{MigrationState, SCHEMA_VERSION};
 pub use posts::{
     Attempt, CreateOutcome, Delivery, NewDelivery, NewPost, Post, PostEdit, PostFilter,

@@ -160,6 +160,33 @@ const POST_COLUMNS: &str = "id, status, body, language, run_at, created_by, idem
     media, options, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
+struct JoinedRow {
+    id: String,
+    status: String,
+    body: String,
+    language: Option<String>,
+    run_at: Option<i64>,
+    created_by: String,
+    idempotency_key: Option<String>,
+    media: String,
+    options: String,
+    created_at: i64,
+    updated_at: i64,
+    d_id: Option<String>,
+    d_platform: Option<String>,
+    d_account_id: Option<String>,
+    d_handle: Option<String>,
+    d_status: Option<String>,
+    d_run_at: Option<i64>,
+    d_segments: Option<String>,
+    d_attempt_count: Option<i64>,
+    d_external_id: Option<String>,
+    d_external_url: Option<String>,
+    d_last_error: Option<String>,
+    d_published_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
 struct DeliveryRow {
     id: String,
     post_id: String,
@@ -255,6 +282,13 @@ macro_rules! refresh_post_status {
     }};
 }
 pub(crate) use refresh_post_status;
+
+/// A value bound into a listing query.
+#[derive(Debug, Clone)]
+enum Param {
+    Text(String),
+    Int(i64),
+}
 
 /// Placeholders `$start, $start+1, …` for an `IN (…)` list of `n` values.
 fn placeholders(start: usize, n: usize) -> String {
@@ -393,6 +427,7 @@ impl Hub {
                         .execute(&mut *tx)
                         .await?;
                 }
+                crate::listen::notify_due!(self, &mut *tx);
                 audit(&mut *tx, &new.created_by, "post.create", "post", id.as_str(),
                     &serde_json::json!({"phase": new.phase, "accounts": new.deliveries.len()})).await?;
                 tx.commit().await?;
@@ -501,54 +536,149 @@ impl Hub {
     }
 
     /// Posts matching `filter`, soonest first (drafts without a time last).
+    ///
+    /// Two index-friendly parts instead of one `ORDER BY CASE …` (which sorts every matching
+    /// row): posts with a time by `(run_at, id)`, then, when the limit is not reached, posts
+    /// without one by id. The filter is a subquery of the fetch, never a `$1…$N` list of ids
+    /// (SQLite binds those in quadratic time and refuses more than 32766).
     pub async fn posts(&self, filter: &PostFilter) -> Result<Vec<Post>, StoreError> {
-        let mut clauses = Vec::new();
-        let mut n = 1;
+        let mut conds = Vec::new();
+        let mut params: Vec<Param> = Vec::new();
         if !filter.statuses.is_empty() {
-            clauses.push(format!(
+            conds.push(format!(
                 "status IN ({})",
-                placeholders(n, filter.statuses.len())
+                placeholders(params.len() + 1, filter.statuses.len())
             ));
-            n += filter.statuses.len();
+            params.extend(
+                filter
+                    .statuses
+                    .iter()
+                    .map(|s| Param::Text(s.as_str().to_string())),
+            );
         }
-        if filter.from.is_some() {
-            clauses.push(format!("run_at >= ${n}"));
-            n += 1;
+        if let Some(from) = filter.from {
+            conds.push(format!("run_at >= ${}", params.len() + 1));
+            params.push(Param::Int(to_ms(from)));
         }
-        if filter.to.is_some() {
-            clauses.push(format!("run_at < ${n}"));
-            n += 1;
+        if let Some(to) = filter.to {
+            conds.push(format!("run_at < ${}", params.len() + 1));
+            params.push(Param::Int(to_ms(to)));
         }
-        let where_clause = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", clauses.join(" AND "))
+        let base: String = conds.iter().map(|c| format!("{c} AND ")).collect();
+        let mut timed_params = params.clone();
+        let timed = match filter.limit {
+            Some(limit) => {
+                let l = timed_params.len() + 1;
+                timed_params.push(Param::Int(limit));
+                // The latest time among the first `limit` rows bounds the sorted range, so
+                // the sort by (run_at, id) sees about `limit` rows, not every match.
+                format!(
+                    "SELECT id FROM posts WHERE {base}run_at IS NOT NULL AND run_at <= \
+                     (SELECT MAX(run_at) FROM (SELECT run_at FROM posts WHERE {base}run_at IS NOT NULL \
+                     ORDER BY run_at LIMIT ${l}) horizon) ORDER BY run_at, id LIMIT ${l}"
+                )
+            }
+            None => format!("SELECT id FROM posts WHERE {base}run_at IS NOT NULL"),
         };
-        let limit = if filter.limit.is_some() {
-            format!(" LIMIT ${n}")
-        } else {
-            String::new()
-        };
+        let mut posts = self.posts_in(&timed, &timed_params, "run_at, id").await?;
+        let remaining = filter.limit.map(|l| l - posts.len() as i64);
+        if filter.from.is_none() && filter.to.is_none() && remaining.is_none_or(|r| r > 0) {
+            let mut untimed =
+                format!("SELECT id FROM posts WHERE {base}run_at IS NULL ORDER BY id");
+            if let Some(r) = remaining {
+                untimed.push_str(&format!(" LIMIT ${}", params.len() + 1));
+                params.push(Param::Int(r));
+            }
+            posts.extend(self.posts_in(&untimed, &params, "id").await?);
+        }
+        Ok(posts)
+    }
+
+    /// The posts whose ids `id_sql` selects (with `params` bound), in `order`, with their
+    /// deliveries: one statement, one row per delivery.
+    async fn posts_in(
+        &self,
+        id_sql: &str,
+        params: &[Param],
+        order: &str,
+    ) -> Result<Vec<Post>, StoreError> {
+        let order: String = order
+            .split(", ")
+            .map(|c| format!("p.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT id FROM posts{where_clause} ORDER BY CASE WHEN run_at IS NULL THEN 1 ELSE 0 END, run_at, id{limit}"
+            "SELECT p.id, p.status, p.body, p.language, p.run_at, p.created_by, p.idempotency_key, \
+             p.media, p.options, p.created_at, p.updated_at, d.id AS d_id, d.platform AS d_platform, \
+             d.account_id AS d_account_id, a.handle AS d_handle, d.status AS d_status, d.run_at AS d_run_at, \
+             d.segments AS d_segments, d.attempt_count AS d_attempt_count, d.external_id AS d_external_id, \
+             d.external_url AS d_external_url, d.last_error AS d_last_error, d.published_at AS d_published_at \
+             FROM posts p LEFT JOIN deliveries d ON d.post_id = p.id LEFT JOIN accounts a ON a.id = d.account_id \
+             WHERE p.id IN ({id_sql}) ORDER BY {order}, d.platform, a.handle"
         );
-        let ids: Vec<String> = on_db!(&self.backend, db => {
-            let mut q = sqlx::query_scalar(&sql);
-            for s in &filter.statuses {
-                q = q.bind(s.as_str());
-            }
-            if let Some(from) = filter.from {
-                q = q.bind(to_ms(from));
-            }
-            if let Some(to) = filter.to {
-                q = q.bind(to_ms(to));
-            }
-            if let Some(limit) = filter.limit {
-                q = q.bind(limit);
+        let rows: Vec<JoinedRow> = on_db!(&self.backend, db => {
+            let mut q = sqlx::query_as(&sql);
+            for p in params {
+                q = match p { Param::Text(s) => q.bind(s.clone()), Param::Int(i) => q.bind(*i) };
             }
             q.fetch_all(db).await?
         });
-        self.posts_by_ids(&ids).await
+        let mut posts: Vec<Post> = Vec::new();
+        for r in rows {
+            if posts.last().is_none_or(|p| p.id.as_str() != r.id) {
+                let post = PostRow {
+                    id: r.id.clone(),
+                    status: r.status,
+                    body: r.body,
+                    language: r.language,
+                    run_at: r.run_at,
+                    created_by: r.created_by,
+                    idempotency_key: r.idempotency_key,
+                    media: r.media,
+                    options: r.options,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                };
+                posts.push(post.into_post(Vec::new())?);
+            }
+            if let (
+                Some(id),
+                Some(platform),
+                Some(account_id),
+                Some(status),
+                Some(run_at),
+                Some(segments),
+            ) = (
+                r.d_id,
+                r.d_platform,
+                r.d_account_id,
+                r.d_status,
+                r.d_run_at,
+                r.d_segments,
+            ) {
+                let d = DeliveryRow {
+                    id,
+                    post_id: r.id,
+                    platform,
+                    account_id,
+                    handle: r.d_handle.unwrap_or_default(),
+                    status,
+                    run_at,
+                    segments,
+                    attempt_count: r.d_attempt_count.unwrap_or(0),
+                    external_id: r.d_external_id,
+                    external_url: r.d_external_url,
+                    last_error: r.d_last_error,
+                    published_at: r.d_published_at,
+                };
+                posts
+                    .last_mut()
+                    .expect("pushed above")
+                    .deliveries
+                    .push(d.into_delivery()?);
+            }
+        }
+        Ok(posts)
     }
 
     /// Moves a post that has not been published to a new time.
@@ -684,6 +814,7 @@ impl Hub {
                 .execute(&mut *tx)
                 .await?;
             refresh_post_status!(&mut *tx, id.as_str(), now);
+            crate::listen::notify_due!(self, &mut *tx);
             audit(&mut *tx, actor, &format!("post.{}", post_event.as_str()), "post", id.as_str(),
                 &serde_json::json!({"from": snap.status, "deliveries_changed": changed,
                                     "run_at": at.map(|t| t.to_rfc3339())})).await?;

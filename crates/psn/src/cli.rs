@@ -41,6 +41,14 @@ pub enum Command {
     /// Create a workspace (never overwrites your files).
     #[command(after_help = "Example:\n  psn init ~/social")]
     Init(InitArgs),
+    /// Run the worker and the local HTTP server (health, metrics) until stopped.
+    #[command(after_help = "Examples:\n  psn up\n  psn up --listen 127.0.0.1:9000")]
+    Up(UpArgs),
+    /// Run only the worker: publish due posts on time, exactly once.
+    #[command(
+        after_help = "Examples:\n  psn worker\n  psn worker --once   # publish what is due now, then exit"
+    )]
+    Worker(WorkerArgs),
     /// Check the workspace, the key, each hub and optional tools.
     Doctor,
     /// Manage hubs (databases).
@@ -75,6 +83,23 @@ pub enum Command {
     /// Replace the text of a post that has not been published.
     #[command(after_help = "Example:\n  psn edit p_5x3k9q2m7r1a \"Better wording\"")]
     Edit(EditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where the HTTP server listens (loopback only unless --allow-remote).
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    pub listen: String,
+    /// Allow a non-loopback --listen address (the server has no authentication yet).
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Publish what is due now, then exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,10 @@ pub enum CliError {
     /// The input was invalid and a report (validation, …) was already printed. Exit code 2.
     #[error("{0}")]
     Reported(String),
+    /// A failure whose report (doctor's checks, hub states, …) was already printed. Exit
+    /// code 1; with `--json` nothing more is added to stdout, so it stays one JSON document.
+    #[error("{0}")]
+    ReportedFailure(String),
     /// Anything else. Exit code 1.
     #[error("{0:#}")]
     Failed(anyhow::Error),
@@ -30,7 +34,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Invalid(_) | CliError::Reported(_) => 2,
-            CliError::Failed(_) => 1,
+            CliError::Failed(_) | CliError::ReportedFailure(_) => 1,
         }
     }
 
@@ -39,7 +43,7 @@ impl CliError {
     pub fn report(&self, json: bool) -> ExitCode {
         let code = self.exit_code();
         let message = self.to_string();
-        if json && !matches!(self, CliError::Reported(_)) {
+        if json && !matches!(self, CliError::Reported(_) | CliError::ReportedFailure(_)) {
             println!(
                 "{}",
                 serde_json::json!({"error": message, "exit_code": code})

@@ -145,14 +145,14 @@ impl Workspace {
 
     fn personal_hub(&self) -> CliResult<HubEntry> {
         let hub_env = self.config_dir().join("hub.env");
-        if hub_env.is_file() {
-            if let Some(url) = read_env_file(&hub_env)?.get("DATABASE_URL") {
-                return Ok(HubEntry {
-                    name: "personal".into(),
-                    url: url.clone(),
-                    source: relative(&self.root, &hub_env),
-                });
-            }
+        if hub_env.is_file()
+            && let Some(url) = read_env_file(&hub_env)?.get("DATABASE_URL")
+        {
+            return Ok(HubEntry {
+                name: "personal".into(),
+                url: url.clone(),
+                source: relative(&self.root, &hub_env),
+            });
         }
         let db = self.root.join(".psn").join("personal.db");
         Ok(HubEntry {

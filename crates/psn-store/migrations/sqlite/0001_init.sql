@@ -81,10 +81,11 @@ CREATE TABLE delivery_attempts (
     finished_at BIGINT,
     error_class TEXT,
     error TEXT,
-    external_id TEXT,
-    CONSTRAINT attempts_key UNIQUE (created_by, delivery_id, idempotency_key)
+    external_id TEXT
 );
+-- Several attempts may share a step's idempotency key (retries of the same step).
 CREATE INDEX attempts_delivery ON delivery_attempts (delivery_id, id);
+CREATE INDEX attempts_key ON delivery_attempts (created_by, idempotency_key);
 
 CREATE TABLE audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -137,9 +137,11 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
     } else if args.token_stdin {
         let raw = read_stdin()?;
         let input: TokenInput = serde_json::from_str(raw.trim()).map_err(|e| {
-            // serde's message names the field and position, never the value.
+            // serde's message can quote a string value ("invalid type: string \"…\""), which
+            // may be a token: strip every quoted string from it.
             invalid(format!(
-                "stdin is not the token JSON ({e}); expected {{\"access_token\": …, \"refresh_token\"?: …, \"expires_in\"?: seconds, \"account_id\"?: …, \"handle\"?: …}}"
+                "stdin is not the token JSON ({}); expected {{\"access_token\": …, \"refresh_token\"?: …, \"expires_in\"?: seconds, \"account_id\"?: …, \"handle\"?: …}}",
+                redact_quoted(&e.to_string())
             ))
         })?;
         drop(raw);
@@ -220,6 +222,30 @@ fn print_connected(global: &Global, account: &Account, created: bool) {
     }
 }
 
+/// Replaces every double-quoted string in a parser message with `"…"`, so a value read from
+/// stdin (possibly a token) is never echoed.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut chars = msg.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            let mut escaped = false;
+            for c in chars.by_ref() {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    break;
+                }
+            }
+            out.push_str("…\"");
+        }
+    }
+    out
+}
+
 fn normalize_url(url: &str) -> CliResult<String> {
     let url = url.trim().trim_end_matches('/');
     if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
@@ -228,4 +254,21 @@ fn normalize_url(url: &str) -> CliResult<String> {
         )));
     }
     Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_redacted_from_parser_messages() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "tok\"en", expected i64 at line 1"#),
+            r#"invalid type: string "…", expected i64 at line 1"#
+        );
+        assert_eq!(
+            redact_quoted("missing field `access_token`"),
+            "missing field `access_token`"
+        );
+    }
 }

@@ -194,11 +194,11 @@ pub fn compose(args: &ComposeArgs, require_targets: bool) -> CliResult<Composed>
         .map(|l| l.parse::<Language>().map_err(|e| invalid(e.to_string())))
         .transpose()?;
     let mut paths: Vec<PathBuf> = args.media.clone();
-    if paths.is_empty() {
-        if let (Some(m), Some(file)) = (front.media, &args.file) {
-            let base = file.parent().unwrap_or(Path::new("."));
-            paths = m.into_vec().into_iter().map(|p| base.join(p)).collect();
-        }
+    if paths.is_empty()
+        && let (Some(m), Some(file)) = (front.media, &args.file)
+    {
+        let base = file.parent().unwrap_or(Path::new("."));
+        paths = m.into_vec().into_iter().map(|p| base.join(p)).collect();
     }
     if args.alt.len() > paths.len() {
         return Err(invalid(format!(

@@ -93,7 +93,7 @@ pub async fn run(global: &Global) -> CliResult {
     }
     let failed = checks.iter().filter(|c| c.status == "fail").count();
     if failed > 0 {
-        return Err(CliError::Failed(anyhow::anyhow!(
+        return Err(CliError::ReportedFailure(format!(
             "{failed} check(s) failed"
         )));
     }
@@ -134,6 +134,23 @@ async fn check_hub(name: &str, url: &str, cipher: Option<&psn_store::TokenCipher
                 label.clone(),
                 format!("{} reachable, schema {}", redact_url(url), m.hub_version),
             ));
+            match hub.open_alerts().await {
+                Ok(alerts) => {
+                    for a in alerts.iter().take(20) {
+                        out.push(warn(
+                            format!("{label} alert {}", a.priority),
+                            a.message.clone(),
+                        ));
+                    }
+                    if alerts.len() > 20 {
+                        out.push(warn(
+                            format!("{label} alerts"),
+                            format!("{} more open alerts", alerts.len() - 20),
+                        ));
+                    }
+                }
+                Err(e) => out.push(fail(format!("{label} alerts"), e.to_string())),
+            }
             if let Some(cipher) = cipher {
                 match hub.verify_cipher(cipher).await {
                     Ok(n) => out.push(ok(

@@ -94,7 +94,7 @@ pub async fn run(global: &Global, cmd: HubCommand) -> CliResult {
                 println!("{t}");
             }
             if states.iter().any(|s| !s.reachable) {
-                return Err(CliError::Failed(anyhow::anyhow!("a hub is unreachable")));
+                return Err(CliError::ReportedFailure("a hub is unreachable".into()));
             }
             Ok(())
         }

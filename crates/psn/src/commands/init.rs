@@ -40,7 +40,7 @@ const CLAUDE_COMMANDS: &[(&str, &str)] = &[
 ];
 
 #[derive(Debug, Serialize)]
-struct Summary {
+pub struct Summary {
     workspace: PathBuf,
     created: Vec<String>,
     kept: Vec<String>,
@@ -82,7 +82,7 @@ pub fn run(global: &Global, args: InitArgs) -> CliResult {
     Ok(())
 }
 
-fn create(root: &Path, timezone: &str) -> CliResult<Summary> {
+pub fn create(root: &Path, timezone: &str) -> CliResult<Summary> {
     std::fs::create_dir_all(root)
         .map_err(|e| invalid(format!("cannot create {}: {e}", root.display())))?;
     let root = root.canonicalize()?;

@@ -4,11 +4,12 @@ mod accounts;
 mod compose;
 mod doctor;
 mod hub;
-mod init;
+pub(crate) mod init;
 mod manage;
 mod post;
 mod queue;
 mod show;
+mod worker;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliResult;
@@ -17,6 +18,8 @@ pub async fn run(cli: Cli) -> CliResult {
     let g = &cli.global;
     match cli.command {
         Command::Init(args) => init::run(g, args),
+        Command::Up(args) => worker::up(g, args).await,
+        Command::Worker(args) => worker::worker(g, args).await,
         Command::Doctor => doctor::run(g).await,
         Command::Hub(cmd) => hub::run(g, cmd).await,
         Command::Accounts(cmd) => accounts::run(g, cmd).await,

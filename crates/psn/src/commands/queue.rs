@@ -64,6 +64,14 @@ pub async fn queue(global: &Global, args: QueueArgs) -> CliResult {
         print_json(&posts);
         return Ok(());
     }
+    let alerts = hub.open_alerts().await?;
+    if !alerts.is_empty() {
+        println!("Needs your attention:");
+        for a in &alerts {
+            println!("  [{}] {}", a.priority, a.message);
+        }
+        println!();
+    }
     if posts.is_empty() {
         println!("Nothing queued. Create a post with `psn post \"…\" --to x --at +1h`.");
         return Ok(());

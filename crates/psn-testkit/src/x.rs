@@ -1,0 +1,1107 @@
+//! A strict, stateful fake of the X API v2 parts psn uses.
+//!
+//! X endpoints:
+//! - `POST /2/tweets` — bearer token of a known, unexpired account (else 401);
+//!   `Content-Type: application/json` (else 415); a JSON object with only the
+//!   `CreatePostsRequest` fields, a non-empty `text` (the fake has no media), weighted length
+//!   ≤ 280 (else 403 "Forbidden", as X says), `reply.in_reply_to_tweet_id` a known post (else
+//!   400), not the same text as another post of the author (else 403 duplicate content).
+//!   201 `{"data":{"id","text","edit_history_tweet_ids"}}` with increasing numeric ids.
+//! - `GET /2/users/{id}/tweets` — auth; newest first; `max_results` 5..=100 (default 10);
+//!   unknown query parameters → 400. Each post has `id`, `text` (with `&`, `<`, `>`
+//!   HTML-escaped, as X returns it) and `edit_history_tweet_ids`; `author_id`, `created_at`
+//!   and `referenced_tweets` only when asked for in `tweet.fields` (as on X; `post.fields`
+//!   is accepted too and answers `referenced_posts`). No posts → `{"meta":{"result_count":0}}`.
+//! - `GET /2/users/me` — auth; `{"data":{"id","name","username"}}`.
+//! - `POST /2/oauth2/token` — form `grant_type=refresh_token&refresh_token=…[&client_id=…]`;
+//!   rotates both tokens (the old access token stays valid until expired); a spent or
+//!   unknown refresh token → 400 `invalid_grant`.
+//!
+//! Every X response carries `x-rate-limit-limit/-remaining/-reset` (15-minute windows per
+//! endpoint and account; `POST /2/tweets` allows 100 per window by default, see
+//! [`FakeX::set_post_rate_limit`]); an exhausted window answers 429.
+//!
+//! Control endpoints (never faulted, not counted): `GET /_fake/posts`, `GET /_fake/requests`,
+//! `POST /_fake/faults` (a [`Fault`] object, `{"faults":[…]}`, or
+//! `{"random":{"probability","kinds":[…],"seed","path_prefix"?}}`), `DELETE /_fake/faults`,
+//! `POST /_fake/accounts` (`{"user_id","username","token","refresh_token"?}`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use psn_domain::Platform;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::rng::XorShift;
+use crate::server::{close_connection, serve};
+
+/// The first post id; ids grow by 1000 (19 digits, like real ids).
+const FIRST_ID: u64 = 1_900_000_000_000_000_000;
+/// Rate-limit window.
+const WINDOW_SECS: u64 = 15 * 60;
+/// Fields `POST /2/tweets` accepts (OpenAPI `CreatePostsRequest`).
+const CREATE_FIELDS: &[&str] = &[
+    "card_uri",
+    "community_id",
+    "direct_message_deep_link",
+    "edit_options",
+    "for_super_followers_only",
+    "geo",
+    "made_with_ai",
+    "media",
+    "nullcast",
+    "paid_partnership",
+    "poll",
+    "quote_tweet_id",
+    "reply",
+    "reply_settings",
+    "share_with_followers",
+    "text",
+];
+/// Query parameters `GET /2/users/{id}/tweets` accepts.
+const TIMELINE_PARAMS: &[&str] = &[
+    "max_results",
+    "pagination_token",
+    "start_time",
+    "end_time",
+    "since_id",
+    "until_id",
+    "exclude",
+    "tweet.fields",
+    "post.fields",
+    "expansions",
+    "user.fields",
+    "media.fields",
+    "poll.fields",
+    "place.fields",
+];
+
+/// A post the fake accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FakePost {
+    pub id: String,
+    pub author_id: String,
+    pub text: String,
+    pub reply_to: Option<String>,
+    /// Order of creation, from 1.
+    pub created_seq: u64,
+}
+
+/// A request the fake received (control endpoints excluded). Headers are not kept (tokens).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub body: String,
+}
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// 503 with a problem body; nothing is written.
+    ServerError,
+    /// 429 with `Retry-After` and `x-rate-limit-reset`; nothing is written.
+    RateLimit { retry_after_secs: u64 },
+    /// 401 as for a bad token; nothing is written.
+    Unauthorized,
+    /// 400 with a problem detail; nothing is written.
+    BadRequest,
+    /// Waits, then handles the request normally (the write happens even if the client gave
+    /// up meanwhile).
+    Slow { ms: u64 },
+    /// Waits, then closes the connection without a response; nothing is written.
+    TimeoutBeforeWrite { ms: u64 },
+    /// Handles the request (the post is created), then closes the connection without any
+    /// response.
+    DropAfterWrite,
+}
+
+/// A fault for the next `times` requests that match `path_prefix` and `method` (when set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    #[serde(default = "one")]
+    pub times: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// An HTTP method (`"POST"`), matched case-insensitively.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Fault {
+    /// `kind` for the next request, whatever its path.
+    pub fn new(kind: FaultKind) -> Self {
+        Fault {
+            kind,
+            times: 1,
+            path_prefix: None,
+            method: None,
+        }
+    }
+
+    /// `kind` for the next `POST /2/tweets`.
+    pub fn on_create(kind: FaultKind) -> Self {
+        Fault::new(kind).path("/2/tweets").method("POST")
+    }
+
+    /// Applies to the next `n` matching requests.
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = n;
+        self
+    }
+
+    /// Only requests whose path starts with `prefix`.
+    pub fn path(mut self, prefix: impl Into<String>) -> Self {
+        self.path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only requests with this method.
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    fn matches(&self, method: &Method, path: &str) -> bool {
+        self.times > 0
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RandomSpec {
+    probability: f64,
+    kinds: Vec<FaultKind>,
+    seed: u64,
+    #[serde(default)]
+    path_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FaultControl {
+    Random { random: RandomSpec },
+    Many { faults: Vec<Fault> },
+    One(Fault),
+}
+
+#[derive(Debug, Deserialize)]
+struct AccountSpec {
+    user_id: String,
+    username: String,
+    token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(Debug)]
+struct RandomFaults {
+    probability: f64,
+    kinds: Vec<FaultKind>,
+    rng: XorShift,
+    path_prefix: Option<String>,
+}
+
+#[derive(Debug)]
+struct Window {
+    start: u64,
+    used: u32,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    /// user id → username
+    accounts: HashMap<String, String>,
+    /// access token → (user id, expired)
+    tokens: HashMap<String, (String, bool)>,
+    /// refresh token → (user id, spent)
+    refresh_tokens: HashMap<String, (String, bool)>,
+    posts: Vec<FakePost>,
+    faults: Vec<Fault>,
+    random: Option<RandomFaults>,
+    request_count: usize,
+    requests: Vec<RecordedRequest>,
+    windows: HashMap<(String, String), Window>,
+    post_limit: Option<u32>,
+    issued: u64,
+}
+
+impl FakeState {
+    fn take_fault(&mut self, method: &Method, path: &str) -> Option<FaultKind> {
+        if let Some(pos) = self.faults.iter().position(|f| f.matches(method, path)) {
+            let fault = &mut self.faults[pos];
+            fault.times -= 1;
+            let kind = fault.kind.clone();
+            if fault.times == 0 {
+                self.faults.remove(pos);
+            }
+            return Some(kind);
+        }
+        let random = self.random.as_mut()?;
+        if random.kinds.is_empty()
+            || random
+                .path_prefix
+                .as_deref()
+                .is_some_and(|p| !path.starts_with(p))
+        {
+            return None;
+        }
+        if random.rng.next_f64() < random.probability {
+            let i = random.rng.below(random.kinds.len());
+            Some(random.kinds[i].clone())
+        } else {
+            None
+        }
+    }
+
+    fn user_for(&self, headers: &HeaderMap) -> Option<String> {
+        let token = bearer(headers)?;
+        match self.tokens.get(token) {
+            Some((user, false)) => Some(user.clone()),
+            _ => None,
+        }
+    }
+
+    fn limit_for(&self, key: &str) -> u32 {
+        match key {
+            "POST /2/tweets" => self.post_limit.unwrap_or(100),
+            "GET /2/users/:id/tweets" => 900,
+            "GET /2/users/me" => 75,
+            _ => 1000,
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The rate-limit bucket of a request: endpoint with ids folded.
+fn endpoint_key(method: &Method, path: &str) -> String {
+    let folded: Vec<&str> = path
+        .split('/')
+        .enumerate()
+        // Segment 1 is the API version ("2").
+        .map(|(i, seg)| {
+            if i > 1 && !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                ":id"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!("{} {}", method, folded.join("/"))
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<FakeState>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A running fake X. Clone it freely: clones share the server and its state. The server runs
+/// on the runtime that called [`FakeX::start`] until that runtime shuts down.
+#[derive(Debug, Clone)]
+pub struct FakeX {
+    shared: Arc<Shared>,
+    base_url: String,
+}
+
+impl FakeX {
+    /// Starts a fake on 127.0.0.1 with a free port.
+    pub async fn start() -> FakeX {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(FakeState::default()),
+        });
+        let router = Router::new()
+            .route("/2/tweets", post(create_tweet))
+            .route("/2/users/me", get(users_me))
+            .route("/2/users/{id}/tweets", get(user_tweets))
+            .route("/2/oauth2/token", post(oauth_token))
+            .route("/_fake/posts", get(control_posts))
+            .route("/_fake/requests", get(control_requests))
+            .route(
+                "/_fake/faults",
+                post(control_set_faults).delete(control_clear_faults),
+            )
+            .route("/_fake/accounts", post(control_add_account))
+            .layer(middleware::from_fn_with_state(shared.clone(), x_layer))
+            .with_state(shared.clone());
+        let addr = serve(router)
+            .await
+            .expect("the fake X could not bind 127.0.0.1");
+        FakeX {
+            shared,
+            base_url: format!("http://{addr}"),
+        }
+    }
+
+    /// Starts a fake on its own thread and runtime, for tests without a tokio runtime (for
+    /// example ones that run the `psn` binary). It runs until the process ends.
+    pub fn start_in_thread() -> FakeX {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("fake-x".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the fake X");
+                runtime.block_on(async move {
+                    let fake = FakeX::start().await;
+                    let _ = tx.send(fake);
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("a thread for the fake X");
+        rx.recv().expect("the fake X started")
+    }
+
+    /// `http://127.0.0.1:<port>`, without a trailing slash (set `PSN_API_BASE_X` to it).
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Registers an account and a valid access token for it (more tokens: call again).
+    pub fn add_account(&self, user_id: &str, username: &str, token: &str) {
+        let mut state = self.shared.lock();
+        state
+            .accounts
+            .insert(user_id.to_owned(), username.to_owned());
+        state
+            .tokens
+            .insert(token.to_owned(), (user_id.to_owned(), false));
+    }
+
+    /// Registers a refresh token for an account (see `POST /2/oauth2/token`).
+    pub fn add_refresh_token(&self, user_id: &str, refresh_token: &str) {
+        let mut state = self.shared.lock();
+        state
+            .refresh_tokens
+            .insert(refresh_token.to_owned(), (user_id.to_owned(), false));
+    }
+
+    /// Makes an access token expired: requests with it get 401.
+    pub fn expire_token(&self, token: &str) {
+        let mut state = self.shared.lock();
+        if let Some(entry) = state.tokens.get_mut(token) {
+            entry.1 = true;
+        }
+    }
+
+    /// Whether `token` is a known, unexpired access token.
+    pub fn token_valid(&self, token: &str) -> bool {
+        matches!(self.shared.lock().tokens.get(token), Some((_, false)))
+    }
+
+    /// The posts accepted so far, oldest first.
+    pub fn posts(&self) -> Vec<FakePost> {
+        self.shared.lock().posts.clone()
+    }
+
+    /// Queues a fault; queued faults are consumed in order of injection.
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    /// After queued faults, each X request gets one of `kinds` with `probability`, drawn
+    /// from a generator seeded with `seed` (same seed and requests, same faults).
+    pub fn set_random_faults(&self, probability: f64, kinds: Vec<FaultKind>, seed: u64) {
+        self.set_random_faults_on(None, probability, kinds, seed);
+    }
+
+    /// [`FakeX::set_random_faults`] only for paths starting with `path_prefix`.
+    pub fn set_random_faults_on(
+        &self,
+        path_prefix: Option<&str>,
+        probability: f64,
+        kinds: Vec<FaultKind>,
+        seed: u64,
+    ) {
+        self.shared.lock().random = Some(RandomFaults {
+            probability,
+            kinds,
+            rng: XorShift::new(seed),
+            path_prefix: path_prefix.map(str::to_owned),
+        });
+    }
+
+    /// Removes queued and random faults.
+    pub fn clear_faults(&self) {
+        let mut state = self.shared.lock();
+        state.faults.clear();
+        state.random = None;
+    }
+
+    /// How many X requests arrived (control endpoints excluded).
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().request_count
+    }
+
+    /// The X requests received, in order (bodies included, headers not).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Sets how many `POST /2/tweets` an account may make per 15 minutes (default 100).
+    pub fn set_post_rate_limit(&self, limit: u32) {
+        self.shared.lock().post_limit = Some(limit);
+    }
+}
+
+fn problem(status: StatusCode, title: &str, detail: &str, kind: &str) -> Response {
+    let body = json!({
+        "title": title,
+        "type": kind,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+fn unauthorized() -> Response {
+    problem(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "Unauthorized",
+        "about:blank",
+    )
+}
+
+fn invalid_request(detail: &str) -> Response {
+    let body = json!({
+        "errors": [{ "message": detail }],
+        "title": "Invalid Request",
+        "detail": detail,
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+fn forbidden(detail: &str) -> Response {
+    problem(StatusCode::FORBIDDEN, "Forbidden", detail, "about:blank")
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(name, v);
+    }
+}
+
+/// Records, rate-limits and faults every X request.
+async fn x_layer(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/_fake") {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let query = request.uri().query().map(str::to_owned);
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(_) => return close_connection(),
+    };
+    let key = endpoint_key(&method, &path);
+    let now = now_secs();
+    let (fault, limit, remaining, reset, exhausted) = {
+        let mut state = shared.lock();
+        state.request_count += 1;
+        state.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: path.clone(),
+            query,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+        let fault = state.take_fault(&method, &path);
+        let who = state
+            .user_for(&parts.headers)
+            .unwrap_or_else(|| "app".into());
+        let limit = state.limit_for(&key);
+        let window = state.windows.entry((key.clone(), who)).or_insert(Window {
+            start: now,
+            used: 0,
+        });
+        if now >= window.start + WINDOW_SECS {
+            *window = Window {
+                start: now,
+                used: 0,
+            };
+        }
+        // Faults and exhausted windows do not consume the budget.
+        let exhausted = window.used >= limit;
+        if fault.is_none() && !exhausted {
+            window.used += 1;
+        }
+        (
+            fault,
+            limit,
+            limit.saturating_sub(window.used),
+            window.start + WINDOW_SECS,
+            exhausted,
+        )
+    };
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let mut response = match fault {
+        None if exhausted => {
+            let mut r = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "Too Many Requests",
+                "about:blank",
+            );
+            set_header(&mut r, "retry-after", reset.saturating_sub(now).to_string());
+            r
+        }
+        None => next.run(request).await,
+        Some(FaultKind::ServerError) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "Service Unavailable",
+            "about:blank",
+        ),
+        Some(FaultKind::RateLimit { retry_after_secs }) => {
+            let mut r = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "Too Many Requests",
+                "about:blank",
+            );
+            set_header(&mut r, "retry-after", retry_after_secs.to_string());
+            set_header(&mut r, "x-rate-limit-limit", limit.to_string());
+            set_header(&mut r, "x-rate-limit-remaining", "0".into());
+            set_header(
+                &mut r,
+                "x-rate-limit-reset",
+                (now + retry_after_secs).to_string(),
+            );
+            return r;
+        }
+        Some(FaultKind::Unauthorized) => unauthorized(),
+        Some(FaultKind::BadRequest) => invalid_request(
+            "One or more parameters to your request was invalid (injected by the fake).",
+        ),
+        Some(FaultKind::Slow { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            next.run(request).await
+        }
+        Some(FaultKind::TimeoutBeforeWrite { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return close_connection();
+        }
+        Some(FaultKind::DropAfterWrite) => {
+            let _ = next.run(request).await;
+            return close_connection();
+        }
+    };
+    set_header(&mut response, "x-rate-limit-limit", limit.to_string());
+    set_header(
+        &mut response,
+        "x-rate-limit-remaining",
+        remaining.to_string(),
+    );
+    set_header(&mut response, "x-rate-limit-reset", reset.to_string());
+    response
+}
+
+async fn create_tweet(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = shared.lock();
+    let Some(author) = state.user_for(&headers) else {
+        return unauthorized();
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type",
+            "Content-Type must be application/json.",
+            "about:blank",
+        );
+    }
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
+        return invalid_request("The request body is not a JSON object.");
+    };
+    if let Some(field) = request
+        .keys()
+        .find(|k| !CREATE_FIELDS.contains(&k.as_str()))
+    {
+        return invalid_request(&format!(
+            "The `{field}` field is not allowed in this request."
+        ));
+    }
+    if request.contains_key("media") {
+        return invalid_request("The fake X does not support media.");
+    }
+    let text = match request.get("text") {
+        Some(Value::String(text)) => text.clone(),
+        Some(_) => return invalid_request("The `text` field must be a string."),
+        None => String::new(),
+    };
+    if text.trim().is_empty() {
+        return invalid_request("Tweet text is required when no media is attached.");
+    }
+    let reply_to = match request.get("reply") {
+        None => None,
+        Some(Value::Object(reply)) => {
+            if let Some(field) = reply.keys().find(|k| {
+                ![
+                    "in_reply_to_tweet_id",
+                    "exclude_reply_user_ids",
+                    "auto_populate_reply_metadata",
+                ]
+                .contains(&k.as_str())
+            }) {
+                return invalid_request(&format!("The `reply.{field}` field is not allowed."));
+            }
+            let Some(Value::String(id)) = reply.get("in_reply_to_tweet_id") else {
+                return invalid_request("`reply.in_reply_to_tweet_id` is required.");
+            };
+            let well_formed =
+                !id.is_empty() && id.len() <= 19 && id.bytes().all(|b| b.is_ascii_digit());
+            if !well_formed {
+                return invalid_request(&format!("`{id}` is not a valid Tweet id."));
+            }
+            if !state.posts.iter().any(|p| &p.id == id) {
+                return invalid_request(&format!(
+                    "You attempted to reply to a Tweet that is deleted or not visible to you ({id})."
+                ));
+            }
+            Some(id.clone())
+        }
+        Some(_) => return invalid_request("`reply` must be an object."),
+    };
+    if !psn_platforms::measure(Platform::X, &text).fits() {
+        // X says only this for an over-long post.
+        return forbidden("Forbidden");
+    }
+    if state
+        .posts
+        .iter()
+        .any(|p| p.author_id == author && p.text == text)
+    {
+        return forbidden("You are not allowed to create a Tweet with duplicate content.");
+    }
+    let seq = state.posts.len() as u64 + 1;
+    let id = (FIRST_ID + seq * 1000).to_string();
+    state.posts.push(FakePost {
+        id: id.clone(),
+        author_id: author,
+        text: text.clone(),
+        reply_to,
+        created_seq: seq,
+    });
+    let body = json!({ "data": { "id": id, "text": text, "edit_history_tweet_ids": [id] } });
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn escape_like_x(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn created_at(seq: u64) -> String {
+    // 2026-01-01T00:00:00Z plus one second per post: only the order matters.
+    let secs = 1_767_225_600 + seq;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days from 2026-01-01 (valid for the fake's lifetime of a test: under 31 days).
+    let day = days - 1_767_225_600 / 86_400 + 1;
+    format!(
+        "2026-01-{:02}T{:02}:{:02}:{:02}.000Z",
+        day.min(31),
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+async fn user_tweets(
+    State(shared): State<Arc<Shared>>,
+    Path(user_id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let state = shared.lock();
+    if state.user_for(&headers).is_none() {
+        return unauthorized();
+    }
+    if let Some((name, _)) = params
+        .iter()
+        .find(|(k, _)| !TIMELINE_PARAMS.contains(&k.as_str()))
+    {
+        return invalid_request(&format!(
+            "The query parameters [{name}] is not one of [{}]",
+            TIMELINE_PARAMS.join(",")
+        ));
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let max_results = match param("max_results") {
+        None => 10,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (5..=100).contains(&n) => n,
+            _ => {
+                return invalid_request(&format!(
+                    "The `max_results` query parameter value [{v}] is not between 5 and 100"
+                ));
+            }
+        },
+    };
+    let (fields, references_key) = match (param("tweet.fields"), param("post.fields")) {
+        (Some(f), _) => (f, "referenced_tweets"),
+        (None, Some(f)) => (f, "referenced_posts"),
+        (None, None) => ("", "referenced_tweets"),
+    };
+    let fields: Vec<&str> = fields
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    let known = [
+        "attachments",
+        "author_id",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "edit_controls",
+        "entities",
+        "geo",
+        "id",
+        "in_reply_to_user_id",
+        "lang",
+        "possibly_sensitive",
+        "public_metrics",
+        "referenced_tweets",
+        "referenced_posts",
+        "reply_settings",
+        "source",
+        "text",
+        "withheld",
+        "note_tweet",
+        "edit_history_tweet_ids",
+    ];
+    if let Some(f) = fields.iter().find(|f| !known.contains(f)) {
+        return invalid_request(&format!(
+            "The `tweet.fields` value [{f}] is not one of the allowed values."
+        ));
+    }
+    if !state.accounts.contains_key(&user_id) {
+        let body = json!({ "errors": [{
+            "value": user_id, "detail": format!("Could not find user with id: [{user_id}]."),
+            "title": "Not Found Error", "resource_type": "user", "parameter": "id",
+            "resource_id": user_id, "type": "https://api.twitter.com/2/problems/resource-not-found",
+        }]});
+        return (StatusCode::OK, axum::Json(body)).into_response();
+    }
+    let data: Vec<Value> = state
+        .posts
+        .iter()
+        .rev()
+        .filter(|p| p.author_id == user_id)
+        .take(max_results)
+        .map(|p| {
+            let mut t = json!({
+                "id": p.id,
+                "text": escape_like_x(&p.text),
+                "edit_history_tweet_ids": [p.id],
+            });
+            if fields.contains(&"author_id") {
+                t["author_id"] = json!(p.author_id);
+            }
+            if fields.contains(&"created_at") {
+                t["created_at"] = json!(created_at(p.created_seq));
+            }
+            if fields.contains(&"conversation_id") {
+                t["conversation_id"] = json!(conversation_root(&state.posts, p));
+            }
+            if let Some(reply_to) = &p.reply_to {
+                if fields.contains(&"referenced_tweets") || fields.contains(&"referenced_posts") {
+                    t[references_key] = json!([{ "type": "replied_to", "id": reply_to }]);
+                }
+                if fields.contains(&"in_reply_to_user_id")
+                    && let Some(parent) = state.posts.iter().find(|q| &q.id == reply_to)
+                {
+                    t["in_reply_to_user_id"] = json!(parent.author_id);
+                }
+            }
+            t
+        })
+        .collect();
+    if data.is_empty() {
+        return axum::Json(json!({ "meta": { "result_count": 0 } })).into_response();
+    }
+    let meta = json!({
+        "result_count": data.len(),
+        "newest_id": data.first().map(|t| t["id"].clone()),
+        "oldest_id": data.last().map(|t| t["id"].clone()),
+    });
+    axum::Json(json!({ "data": data, "meta": meta })).into_response()
+}
+
+fn conversation_root(posts: &[FakePost], post: &FakePost) -> String {
+    let mut current = post;
+    while let Some(parent) = current
+        .reply_to
+        .as_ref()
+        .and_then(|id| posts.iter().find(|p| &p.id == id))
+    {
+        current = parent;
+    }
+    current.id.clone()
+}
+
+async fn users_me(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let state = shared.lock();
+    let Some(user) = state.user_for(&headers) else {
+        return unauthorized();
+    };
+    let username = state.accounts.get(&user).cloned().unwrap_or_default();
+    axum::Json(json!({ "data": { "id": user, "name": username, "username": username } }))
+        .into_response()
+}
+
+fn oauth_error(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+async fn oauth_token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return oauth_error(
+            "invalid_request",
+            "Missing required parameter [grant_type].",
+        );
+    }
+    let form: Vec<(String, String)> = match serde_urlencoded_parse(&body) {
+        Some(form) => form,
+        None => return oauth_error("invalid_request", "Malformed form body."),
+    };
+    let get = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match get("grant_type") {
+        Some("refresh_token") => {}
+        Some(_) => return oauth_error("unsupported_grant_type", "Unsupported grant type."),
+        None => {
+            return oauth_error(
+                "invalid_request",
+                "Missing required parameter [grant_type].",
+            );
+        }
+    }
+    let Some(refresh) = get("refresh_token") else {
+        return oauth_error(
+            "invalid_request",
+            "Missing required parameter [refresh_token].",
+        );
+    };
+    let mut state = shared.lock();
+    let user = match state.refresh_tokens.get_mut(refresh) {
+        Some((user, spent)) if !*spent => {
+            *spent = true;
+            user.clone()
+        }
+        _ => return oauth_error("invalid_grant", "Value passed for the token was invalid."),
+    };
+    state.issued += 1;
+    let n = state.issued;
+    let access = format!("fake-x-access-{user}-{n}");
+    let refresh = format!("fake-x-refresh-{user}-{n}");
+    state.tokens.insert(access.clone(), (user.clone(), false));
+    state.refresh_tokens.insert(refresh.clone(), (user, false));
+    axum::Json(json!({
+        "token_type": "bearer",
+        "expires_in": 7200,
+        "access_token": access,
+        "scope": "tweet.read tweet.write users.read offline.access media.write",
+        "refresh_token": refresh,
+    }))
+    .into_response()
+}
+
+fn serde_urlencoded_parse(body: &[u8]) -> Option<Vec<(String, String)>> {
+    // axum's Form extractor would answer its own rejection; parse like it, answer like X.
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{}", std::str::from_utf8(body).ok()?)
+            .parse()
+            .ok()?,
+    )
+    .ok()?;
+    Some(pairs)
+}
+
+async fn control_posts(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.lock().posts.clone()).into_response()
+}
+
+async fn control_requests(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.lock().requests.clone()).into_response()
+}
+
+async fn control_set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let control: FaultControl = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad fault: {e}")).into_response(),
+    };
+    let mut state = shared.lock();
+    match control {
+        FaultControl::Random { random } => {
+            state.random = Some(RandomFaults {
+                probability: random.probability,
+                kinds: random.kinds,
+                rng: XorShift::new(random.seed),
+                path_prefix: random.path_prefix,
+            });
+        }
+        FaultControl::Many { faults } => state.faults.extend(faults),
+        FaultControl::One(fault) => state.faults.push(fault),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn control_clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+    let mut state = shared.lock();
+    state.faults.clear();
+    state.random = None;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn control_add_account(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let spec: AccountSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad account: {e}")).into_response(),
+    };
+    let mut state = shared.lock();
+    state.accounts.insert(spec.user_id.clone(), spec.username);
+    state
+        .tokens
+        .insert(spec.token, (spec.user_id.clone(), false));
+    if let Some(refresh) = spec.refresh_token {
+        state.refresh_tokens.insert(refresh, (spec.user_id, false));
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_serialize_flat() {
+        let f = Fault::on_create(FaultKind::RateLimit {
+            retry_after_secs: 3,
+        })
+        .times(2);
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(
+            v,
+            json!({"kind":"rate_limit","retry_after_secs":3,"times":2,"path_prefix":"/2/tweets","method":"POST"})
+        );
+        let back: FaultControl =
+            serde_json::from_value(json!({"kind":"drop_after_write"})).unwrap();
+        assert!(matches!(
+            back,
+            FaultControl::One(Fault {
+                kind: FaultKind::DropAfterWrite,
+                times: 1,
+                ..
+            })
+        ));
+        let random: FaultControl = serde_json::from_value(
+            json!({"random":{"probability":0.5,"kinds":[{"kind":"server_error"}],"seed":1}}),
+        )
+        .unwrap();
+        assert!(matches!(random, FaultControl::Random { .. }));
+    }
+
+    #[test]
+    fn endpoint_keys_fold_ids() {
+        assert_eq!(
+            endpoint_key(&Method::GET, "/2/users/123/tweets"),
+            "GET /2/users/:id/tweets"
+        );
+        assert_eq!(endpoint_key(&Method::POST, "/2/tweets"), "POST /2/tweets");
+    }
+
+    #[test]
+    fn created_at_is_rfc3339() {
+        assert_eq!(created_at(1), "2026-01-01T00:00:01.000Z");
+    }
+}

@@ -1,0 +1,203 @@
+//! `psn accounts list | connect | disconnect`.
+
+use crate::support::{TestWorkspace, access_token, refresh_token, token_json};
+
+#[test]
+fn connect_x_headlessly_and_list_without_tokens() {
+    let ws = TestWorkspace::new();
+    let out = ws.psn_stdin(
+        &["accounts", "connect", "x", "--token-stdin"],
+        &token_json("1001", "alice"),
+    );
+    out.ok().stdout_has("Connected").stdout_has("alice");
+    assert!(!out.mentions(&access_token("alice")));
+    assert!(!out.mentions(&refresh_token("alice")));
+
+    let out = ws.psn(&["accounts", "list", "--json"]);
+    out.ok();
+    let list = out.json();
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 1);
+    let a = &list[0];
+    assert!(a["id"].as_str().unwrap().starts_with("a_"), "{a}");
+    assert_eq!(a["platform"], "x");
+    assert_eq!(a["handle"], "alice");
+    assert_eq!(a["status"], "active");
+    assert!(
+        a["expires_at"].is_string(),
+        "expires_in sets expires_at: {a}"
+    );
+    for secret in [access_token("alice"), refresh_token("alice")] {
+        assert!(!out.mentions(&secret), "a token leaked into accounts list");
+    }
+    let text = ws.psn(&["accounts", "list"]);
+    text.ok().stdout_has("alice");
+    assert!(!text.mentions(&access_token("alice")));
+}
+
+#[test]
+fn reconnecting_the_same_account_keeps_its_id() {
+    let ws = TestWorkspace::new();
+    let first = ws.connect_x("1001", "alice");
+    let out = ws.psn_stdin(
+        &["accounts", "connect", "x", "--token-stdin", "--json"],
+        &token_json("1001", "alice_renamed"),
+    );
+    out.ok();
+    assert_eq!(out.json()["id"].as_str().unwrap(), first);
+    let list = ws.psn(&["accounts", "list", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["handle"], "alice_renamed");
+}
+
+#[test]
+fn connect_bluesky_with_an_app_password() {
+    let ws = TestWorkspace::new();
+    let password = "abcd-efgh-ijkl-mnop";
+    let out = ws.psn_stdin(
+        &[
+            "accounts",
+            "connect",
+            "bluesky",
+            "--handle",
+            "@alice.bsky.social",
+            "--app-password-stdin",
+            "--json",
+        ],
+        &format!("{password}\n"),
+    );
+    out.ok();
+    let a = out.json();
+    assert_eq!(a["platform"], "bluesky");
+    assert_eq!(a["handle"], "alice.bsky.social");
+    assert!(!out.mentions(password));
+    let list = ws.psn(&["accounts", "list", "--json"]);
+    assert!(!list.mentions(password));
+    assert_eq!(list.json()[0]["handle"], "alice.bsky.social");
+}
+
+#[test]
+fn bluesky_needs_a_handle() {
+    let ws = TestWorkspace::new();
+    let before = ws.counts();
+    ws.psn_stdin(
+        &["accounts", "connect", "bluesky", "--app-password-stdin"],
+        "abcd-efgh-ijkl-mnop",
+    )
+    .invalid("--handle");
+    assert_eq!(ws.counts(), before);
+}
+
+#[test]
+fn mastodon_needs_an_instance() {
+    let ws = TestWorkspace::new();
+    let before = ws.counts();
+    let out = ws.psn_stdin(
+        &["accounts", "connect", "mastodon", "--token-stdin"],
+        &token_json("42", "alice"),
+    );
+    out.invalid("--instance");
+    assert!(!out.mentions(&access_token("alice")));
+    assert_eq!(ws.counts(), before);
+
+    let id = ws.connect(
+        "mastodon",
+        "42",
+        "alice",
+        &["--instance", "https://mastodon.example/"],
+    );
+    let list = ws.psn(&["accounts", "list", "--json"]).json();
+    assert_eq!(list[0]["id"].as_str().unwrap(), id);
+    assert_eq!(list[0]["platform"], "mastodon");
+}
+
+#[test]
+fn bad_token_json_is_refused_without_echoing_the_token() {
+    let ws = TestWorkspace::new();
+    let before = ws.counts();
+    let secret = "AT-secret-never-echo-0123456789";
+    for input in [
+        // Not JSON at all / cut short.
+        secret.to_string(),
+        format!("{{\"access_token\": \"{secret}\", \"handle\": \"alice\""),
+        // A field of the wrong type holding the secret.
+        format!("{{\"access_token\": \"x\", \"expires_in\": \"{secret}\", \"handle\": \"a\"}}"),
+        format!("{{\"access_token\": [\"{secret}\"], \"handle\": \"alice\"}}"),
+        // No access token; an unknown field.
+        "{\"handle\": \"alice\"}".to_string(),
+        format!("{{\"acess_token\": \"{secret}\", \"handle\": \"alice\"}}"),
+        // Neither account_id nor handle; an empty token.
+        format!("{{\"access_token\": \"{secret}\"}}"),
+        "{\"access_token\": \"\", \"handle\": \"alice\"}".to_string(),
+    ] {
+        let out = ws.psn_stdin(&["accounts", "connect", "x", "--token-stdin"], &input);
+        out.expect(2);
+        assert!(
+            !out.mentions(secret),
+            "the token was echoed for input {input}:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(out.stderr.contains("error:"), "{}", out.stderr);
+    }
+    assert_eq!(ws.counts(), before);
+}
+
+#[test]
+fn unknown_platform_is_refused() {
+    let ws = TestWorkspace::new();
+    let before = ws.counts();
+    ws.psn_stdin(
+        &["accounts", "connect", "myspace", "--token-stdin"],
+        &token_json("1", "a"),
+    )
+    .invalid("myspace");
+    assert_eq!(ws.counts(), before);
+}
+
+#[test]
+fn interactive_connect_is_refused_with_a_hint() {
+    let ws = TestWorkspace::new();
+    let before = ws.counts();
+    ws.psn(&["accounts", "connect", "x"])
+        .invalid("--token-stdin");
+    assert_eq!(ws.counts(), before);
+}
+
+#[test]
+fn disconnect_is_refused_while_a_post_waits_then_cancels_it() {
+    let ws = TestWorkspace::new();
+    let id = ws.connect_x("1001", "alice");
+    let post = ws.post(&["Hello", "--to", "x", "--at", "+2h"]);
+    let post_id = post["id"].as_str().unwrap();
+
+    let out = ws.refused(&["accounts", "disconnect", &id], "--cancel-pending");
+    out.stderr_has(&id);
+
+    let out = ws.psn(&["accounts", "disconnect", &id, "--cancel-pending", "--json"]);
+    out.ok();
+    let v = out.json();
+    assert_eq!(v["cancelled_deliveries"], 1);
+    assert_eq!(v["account"]["status"], "disconnected");
+    let shown = ws.psn(&["show", post_id, "--json"]).json();
+    assert_eq!(shown["status"], "cancelled");
+    assert_eq!(shown["deliveries"][0]["status"], "cancelled");
+    // A disconnected account cannot be posted to.
+    ws.refused(
+        &["post", "Again", "--to", "x", "--at", "+2h"],
+        "psn accounts connect x",
+    );
+}
+
+#[test]
+fn disconnect_without_pending_posts_and_unknown_ids() {
+    let ws = TestWorkspace::new();
+    let id = ws.connect_x("1001", "alice");
+    ws.psn(&["accounts", "disconnect", &id])
+        .ok()
+        .stdout_has("Disconnected");
+    let list = ws.psn(&["accounts", "list", "--json"]).json();
+    assert_eq!(list[0]["status"], "disconnected");
+    ws.refused(&["accounts", "disconnect", "a_000000000000"], "no account");
+    ws.refused(&["accounts", "disconnect", "nonsense"], "nonsense");
+}
