@@ -226,10 +226,15 @@ for arg in "$@"; do
 	esac
 done
 
+output=$(mktemp)
 set +e
-cargo test "${scope[@]}" --locked "$@"
-status=$?
+cargo test "${scope[@]}" --locked "$@" 2>&1 | tee "$output"
+status=${PIPESTATUS[0]}
 set -e
 
 log "cargo test exited with $status; tests ran against $summary"
+# One closing line for the whole run: the sum of every test binary's result line.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+	END { printf "total: %d passed, %d failed\n", p, f }' "$output"
+rm -f "$output"
 exit "$status"
