@@ -306,7 +306,10 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
             break;
         }
         let mut sleep = ctx.config.poll;
-        if let Some(t) = next_due {
+        // Sleep until the next due time when it is in the future. A delivery already due that
+        // could not be claimed (account busy or needing re-authorization, breaker open, budget
+        // spent) waits for the poll or a wake-up; waking every few ms would spin.
+        if let Some(t) = next_due.filter(|t| *t > now) {
             let until = (t - now).to_std().unwrap_or(Duration::ZERO);
             sleep = sleep.min(until.max(Duration::from_millis(5)));
         }

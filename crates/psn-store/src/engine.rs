@@ -197,6 +197,8 @@ impl Hub {
             "SELECT d.id, d.status FROM deliveries d \
              WHERE d.status IN ({CLAIMABLE}) AND d.run_at <= $1 AND d.platform IN ({platform_list}) \
              AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.account_id = d.account_id AND x.status = 'claimed') \
+             AND (d.status = 'unconfirmed' OR NOT EXISTS (SELECT 1 FROM deliveries u \
+                 WHERE u.account_id = d.account_id AND u.status = 'unconfirmed')) \
              AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = d.account_id AND a.status = 'active') \
              AND NOT EXISTS (SELECT 1 FROM breakers b WHERE b.open_until > $1 \
                  AND (b.scope = 'platform:' || d.platform OR b.scope = 'account:' || d.account_id)) \
@@ -451,7 +453,7 @@ impl Hub {
         let now_ms = to_ms(now);
         write_tx!(&self.backend, tx => {
             let expired: Vec<(String, String)> = sqlx::query_as(
-                "SELECT id, post_id FROM deliveries WHERE status = 'claimed' AND lease_expires_at < $1")
+                "SELECT id, post_id FROM deliveries WHERE status = 'claimed' AND lease_expires_at <= $1")
                 .bind(now_ms).fetch_all(&mut *tx).await?;
             for (id, post_id) in &expired {
                 let next = DeliveryStatus::Claimed.apply(DeliveryEvent::LeaseExpired)?;
@@ -495,7 +497,8 @@ impl Hub {
 
     /// Records a call's success or failure for the platform and account breakers. After
     /// `threshold` consecutive failures a breaker opens for `open_for` (doubling each time it
-    /// reopens, up to ten times `open_for`); a success closes it.
+    /// reopens, up to ten times `open_for`); then it is half-open: one failure reopens it, a
+    /// success closes it.
     pub async fn record_breaker(
         &self,
         scopes: &[String],
@@ -525,7 +528,9 @@ impl Hub {
                 } else {
                     (None, opened)
                 };
-                let failures = if open_until.is_some() { 0 } else { failures };
+                // Half-open after the open period: the first call decides. One more failure
+                // reopens the breaker (for longer); a success closes it.
+                let failures = if open_until.is_some() { threshold - 1 } else { failures };
                 if row.is_some() {
                     sqlx::query("UPDATE breakers SET consecutive_failures = $2, open_until = COALESCE($3, open_until), \
                                  times_opened = $4, updated_at = $5 WHERE scope = $1")
