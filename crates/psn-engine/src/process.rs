@@ -285,6 +285,18 @@ async fn publish(
                     ),
                 });
             }
+            Err(e) if Utc::now() > deadline => {
+                // Past the deadline and still unable to check: stop holding the account and
+                // hand it to a human rather than risk a second post.
+                return Ok(DeliveryOutcome::NeedsAttention {
+                    error: format!(
+                        "could not check {} whether segment {} was published before the deadline: {}",
+                        d.platform.display_name(),
+                        index + 1,
+                        clean(&e.to_string(), &secret)
+                    ),
+                });
+            }
             Err(e) => {
                 let wait = delay(
                     d.attempt_count as u32,
