@@ -8,6 +8,7 @@
 //! reconcile against the platform before anything is sent again.
 
 pub mod http;
+pub mod mastodon;
 pub mod sanitize;
 pub mod x;
 

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use psn_engine::{Engine, EngineConfig, Metrics, Registry, ShutdownHandle};
+use psn_platforms::publish::mastodon::MastodonPublisher;
 use psn_platforms::publish::x::XPublisher;
 use psn_store::Hub;
 
@@ -22,6 +23,7 @@ use crate::workspace::{MARKER, Workspace};
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.register(Arc::new(XPublisher::from_env()));
+    r.register(Arc::new(MastodonPublisher::new()));
     r
 }
 

@@ -1,0 +1,944 @@
+//! A strict, stateful fake of the Mastodon API parts psn uses.
+//!
+//! Mastodon endpoints:
+//! - `POST /api/v1/statuses` — bearer token of a known account (else 401
+//!   `{"error":"The access token is invalid"}`); a JSON or form body. Then, as Mastodon does:
+//!   `in_reply_to_id`, when given, must be a known status (else 404 "The post you are trying
+//!   to reply to does not appear to exist."); an `Idempotency-Key` already used by the same
+//!   account returns the FIRST status (200, same id) and creates nothing; then validation
+//!   (422 `{"error":"Validation failed: …"}`): `status` a non-blank string of at most
+//!   `max_characters` (500 by default; URLs count 23, see
+//!   [`psn_platforms::rules::length::mastodon_length`]), `visibility` one of
+//!   public/unlisted/private/direct, `language` a string. Stricter than Mastodon on purpose:
+//!   fields outside the `TextStatus` request schema (a misspelt `in_reply_to`, which Mastodon
+//!   would silently ignore and post unthreaded) and media/polls (the fake has none) → 422.
+//!   200 with a Status entity: increasing numeric string ids, `content` as HTML
+//!   (`<p>…</p>`, `<br />`, `&amp;`-escaped, links as Mastodon renders them), `url`
+//!   `{base}/@{username}/{id}`.
+//! - `GET /api/v1/accounts/{id}/statuses` — an invalid token → 401 (no token is fine: the
+//!   endpoint is public); unknown account → 404 `{"error":"Record not found"}`; newest first;
+//!   `limit` default 20, at most 40.
+//! - `GET /api/v1/accounts/verify_credentials` — auth; the account.
+//! - `GET /api/v2/instance` — `configuration.statuses.max_characters` (see
+//!   [`FakeMastodon::set_max_characters`]) and `characters_reserved_per_url` 23.
+//!
+//! Every response carries `X-RateLimit-Limit/-Remaining/-Reset` (300 requests per 5 minutes
+//! per account; the reset is an ISO 8601 time, as Mastodon sends it); an exhausted window,
+//! and [`FaultKind::RateLimit`], answer 429 `{"error":"Too many requests"}` with those headers
+//! only (Mastodon sends no `Retry-After`).
+//!
+//! Faults are FakeX's [`Fault`]/[`FaultKind`], with Mastodon's answers: `ServerError` → 503,
+//! `Unauthorized` → 401, `BadRequest` → 422; `Slow`, `TimeoutBeforeWrite` and `DropAfterWrite`
+//! as on FakeX. [`Fault::on_status_create`] targets `POST /api/v1/statuses`.
+//!
+//! Control endpoints (never faulted, not counted): `GET /_fake/statuses`,
+//! `GET /_fake/requests`, `POST /_fake/faults` (a [`Fault`], `{"faults":[…]}` or
+//! `{"random":{"probability","kinds","seed","path_prefix"?}}`), `DELETE /_fake/faults`,
+//! `POST /_fake/accounts` (`{"account_id","username","token"}`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+pub use crate::x::{Fault, FaultKind};
+
+use crate::rng::XorShift;
+use crate::server::{close_connection, serve};
+
+/// The first status id; ids grow by 1000.
+const FIRST_ID: u64 = 113_000_000_000_000_000;
+/// Rate-limit window and budget (all requests of an account).
+const WINDOW_SECS: u64 = 5 * 60;
+const WINDOW_LIMIT: u32 = 300;
+/// Mastodon's default `max_characters`.
+pub const DEFAULT_MAX_CHARACTERS: usize = 500;
+/// Fields of `POST /api/v1/statuses` the fake accepts (OpenAPI `TextStatus` = `BaseStatus` +
+/// `status`). `media_ids` and `poll` are recognized and refused (no media, no polls).
+const CREATE_FIELDS: &[&str] = &[
+    "status",
+    "in_reply_to_id",
+    "language",
+    "quote_approval_policy",
+    "quoted_status_id",
+    "scheduled_at",
+    "sensitive",
+    "spoiler_text",
+    "visibility",
+];
+const VISIBILITIES: &[&str] = &["public", "unlisted", "private", "direct"];
+
+/// A status the fake accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FakeStatus {
+    pub id: String,
+    pub account_id: String,
+    /// The text as sent.
+    pub text: String,
+    pub in_reply_to_id: Option<String>,
+    pub language: Option<String>,
+    pub visibility: String,
+    /// The `Idempotency-Key` it was created with.
+    pub idempotency_key: Option<String>,
+    /// Order of creation, from 1.
+    pub created_seq: u64,
+}
+
+/// A request the fake received (control endpoints excluded). Of the headers only
+/// `Idempotency-Key` and `Content-Type` are kept (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub body: String,
+    pub idempotency_key: Option<String>,
+    pub content_type: Option<String>,
+}
+
+impl Fault {
+    /// `kind` for the next `POST /api/v1/statuses`.
+    pub fn on_status_create(kind: FaultKind) -> Self {
+        Fault::new(kind).path("/api/v1/statuses").method("POST")
+    }
+}
+
+fn fault_matches(fault: &Fault, method: &Method, path: &str) -> bool {
+    fault.times > 0
+        && fault
+            .path_prefix
+            .as_deref()
+            .is_none_or(|p| path.starts_with(p))
+        && fault
+            .method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RandomSpec {
+    probability: f64,
+    kinds: Vec<FaultKind>,
+    seed: u64,
+    #[serde(default)]
+    path_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FaultControl {
+    Random { random: RandomSpec },
+    Many { faults: Vec<Fault> },
+    One(Fault),
+}
+
+#[derive(Debug, Deserialize)]
+struct AccountSpec {
+    account_id: String,
+    username: String,
+    token: String,
+}
+
+#[derive(Debug)]
+struct RandomFaults {
+    probability: f64,
+    kinds: Vec<FaultKind>,
+    rng: XorShift,
+    path_prefix: Option<String>,
+}
+
+#[derive(Debug)]
+struct Window {
+    start: u64,
+    used: u32,
+}
+
+#[derive(Debug)]
+struct FakeState {
+    /// account id → username
+    accounts: HashMap<String, String>,
+    /// access token → account id
+    tokens: HashMap<String, String>,
+    statuses: Vec<FakeStatus>,
+    /// (account id, Idempotency-Key) → status id
+    idempotency: HashMap<(String, String), String>,
+    faults: Vec<Fault>,
+    random: Option<RandomFaults>,
+    requests: Vec<RecordedRequest>,
+    windows: HashMap<String, Window>,
+    max_characters: usize,
+}
+
+impl FakeState {
+    fn take_fault(&mut self, method: &Method, path: &str) -> Option<FaultKind> {
+        if let Some(pos) = self
+            .faults
+            .iter()
+            .position(|f| fault_matches(f, method, path))
+        {
+            let fault = &mut self.faults[pos];
+            fault.times -= 1;
+            let kind = fault.kind.clone();
+            if fault.times == 0 {
+                self.faults.remove(pos);
+            }
+            return Some(kind);
+        }
+        let random = self.random.as_mut()?;
+        if random.kinds.is_empty()
+            || random
+                .path_prefix
+                .as_deref()
+                .is_some_and(|p| !path.starts_with(p))
+        {
+            return None;
+        }
+        if random.rng.next_f64() < random.probability {
+            let i = random.rng.below(random.kinds.len());
+            Some(random.kinds[i].clone())
+        } else {
+            None
+        }
+    }
+
+    /// `Ok(None)` without a token, `Err(())` with an unknown one.
+    fn account_for(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let value = value.to_str().map_err(|_| ())?;
+        let (scheme, token) = value.split_once(' ').ok_or(())?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(());
+        }
+        self.tokens.get(token.trim()).cloned().map(Some).ok_or(())
+    }
+
+    fn status_json(&self, base_url: &str, status: &FakeStatus) -> Value {
+        let username = self
+            .accounts
+            .get(&status.account_id)
+            .cloned()
+            .unwrap_or_default();
+        let in_reply_to_account_id = status.in_reply_to_id.as_ref().and_then(|id| {
+            self.statuses
+                .iter()
+                .find(|s| &s.id == id)
+                .map(|s| s.account_id.clone())
+        });
+        json!({
+            "id": status.id,
+            "created_at": created_at(status.created_seq),
+            "in_reply_to_id": status.in_reply_to_id,
+            "in_reply_to_account_id": in_reply_to_account_id,
+            "sensitive": false,
+            "spoiler_text": "",
+            "visibility": status.visibility,
+            "language": status.language,
+            "uri": format!("{base_url}/users/{username}/statuses/{}", status.id),
+            "url": format!("{base_url}/@{username}/{}", status.id),
+            "replies_count": self.statuses.iter()
+                .filter(|s| s.in_reply_to_id.as_deref() == Some(status.id.as_str())).count(),
+            "reblogs_count": 0,
+            "favourites_count": 0,
+            "edited_at": null,
+            "content": to_html(&status.text),
+            "reblog": null,
+            "application": { "name": "psn", "website": null },
+            "account": account_json(base_url, &status.account_id, &username),
+            "media_attachments": [],
+            "mentions": [],
+            "tags": [],
+            "emojis": [],
+            "card": null,
+            "poll": null,
+        })
+    }
+}
+
+fn account_json(base_url: &str, id: &str, username: &str) -> Value {
+    json!({
+        "id": id,
+        "username": username,
+        "acct": username,
+        "display_name": username,
+        "url": format!("{base_url}/@{username}"),
+    })
+}
+
+/// Text as Mastodon renders it: escaped, paragraphs (blank lines) as `<p>`, line breaks as
+/// `<br />`, http(s) URLs as links with Mastodon's invisible spans.
+pub fn to_html(text: &str) -> String {
+    let normalized = text.replace("\r\n", "\n");
+    let mut html = String::new();
+    for paragraph in normalized.split("\n\n").filter(|p| !p.trim().is_empty()) {
+        html.push_str("<p>");
+        let lines: Vec<String> = paragraph.split('\n').map(linkify_line).collect();
+        html.push_str(&lines.join("<br />"));
+        html.push_str("</p>");
+    }
+    html
+}
+
+fn linkify_line(line: &str) -> String {
+    let mut out = Vec::new();
+    for word in line.split(' ') {
+        let scheme = ["https://", "http://"]
+            .into_iter()
+            .find(|s| word.starts_with(s) && word.len() > s.len());
+        match scheme {
+            Some(scheme) => {
+                let rest = &word[scheme.len()..];
+                out.push(format!(
+                    "<a href=\"{}\" rel=\"nofollow noopener\" target=\"_blank\"><span class=\"invisible\">{}</span><span class=\"\">{}</span><span class=\"invisible\"></span></a>",
+                    escape_html(word),
+                    escape_html(scheme),
+                    escape_html(rest)
+                ));
+            }
+            None => out.push(escape_html(word)),
+        }
+    }
+    out.join(" ")
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Unix seconds as ISO 8601 UTC with microseconds, as Mastodon writes `X-RateLimit-Reset`.
+pub fn iso8601(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn created_at(seq: u64) -> String {
+    // 2026-01-01T00:00:00Z plus one second per status: only the order matters.
+    let mut s = iso8601(1_767_225_600 + seq);
+    s.truncate(23);
+    s.push('Z');
+    s
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<FakeState>,
+    base_url: Mutex<String>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn base_url(&self) -> String {
+        self.base_url
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// A running fake Mastodon instance. Clone it freely: clones share the server and its state.
+/// The server runs on the runtime that called [`FakeMastodon::start`] until that runtime shuts
+/// down.
+#[derive(Debug, Clone)]
+pub struct FakeMastodon {
+    shared: Arc<Shared>,
+    base_url: String,
+}
+
+impl FakeMastodon {
+    /// Starts a fake on 127.0.0.1 with a free port.
+    pub async fn start() -> FakeMastodon {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(FakeState {
+                accounts: HashMap::new(),
+                tokens: HashMap::new(),
+                statuses: Vec::new(),
+                idempotency: HashMap::new(),
+                faults: Vec::new(),
+                random: None,
+                requests: Vec::new(),
+                windows: HashMap::new(),
+                max_characters: DEFAULT_MAX_CHARACTERS,
+            }),
+            base_url: Mutex::new(String::new()),
+        });
+        let router = Router::new()
+            .route("/api/v1/statuses", post(create_status))
+            .route(
+                "/api/v1/accounts/verify_credentials",
+                get(verify_credentials),
+            )
+            .route("/api/v1/accounts/{id}/statuses", get(account_statuses))
+            .route("/api/v2/instance", get(instance))
+            .route("/_fake/statuses", get(control_statuses))
+            .route("/_fake/requests", get(control_requests))
+            .route(
+                "/_fake/faults",
+                post(control_set_faults).delete(control_clear_faults),
+            )
+            .route("/_fake/accounts", post(control_add_account))
+            .layer(middleware::from_fn_with_state(
+                shared.clone(),
+                mastodon_layer,
+            ))
+            .with_state(shared.clone());
+        let addr = serve(router)
+            .await
+            .expect("the fake Mastodon could not bind 127.0.0.1");
+        let base_url = format!("http://{addr}");
+        *shared
+            .base_url
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = base_url.clone();
+        FakeMastodon { shared, base_url }
+    }
+
+    /// Starts a fake on its own thread and runtime, for tests without a tokio runtime. It
+    /// runs until the process ends.
+    pub fn start_in_thread() -> FakeMastodon {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("fake-mastodon".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the fake Mastodon");
+                runtime.block_on(async move {
+                    let fake = FakeMastodon::start().await;
+                    let _ = tx.send(fake);
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("a thread for the fake Mastodon");
+        rx.recv().expect("the fake Mastodon started")
+    }
+
+    /// `http://127.0.0.1:<port>`, without a trailing slash: the instance URL (an account's
+    /// `service_url`, or `PSN_API_BASE_MASTODON`).
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Registers an account and a valid access token for it (more tokens: call again).
+    pub fn add_account(&self, account_id: &str, username: &str, token: &str) {
+        let mut state = self.shared.lock();
+        state
+            .accounts
+            .insert(account_id.to_owned(), username.to_owned());
+        state.tokens.insert(token.to_owned(), account_id.to_owned());
+    }
+
+    /// Revokes an access token: requests with it get 401.
+    pub fn revoke_token(&self, token: &str) {
+        self.shared.lock().tokens.remove(token);
+    }
+
+    /// The statuses accepted so far, oldest first.
+    pub fn posts(&self) -> Vec<FakeStatus> {
+        self.shared.lock().statuses.clone()
+    }
+
+    /// Sets the instance's `max_characters` (default 500).
+    pub fn set_max_characters(&self, max: usize) {
+        self.shared.lock().max_characters = max;
+    }
+
+    /// Queues a fault; queued faults are consumed in order of injection.
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    /// After queued faults, each Mastodon request gets one of `kinds` with `probability`,
+    /// drawn from a generator seeded with `seed` (same seed and requests, same faults).
+    pub fn set_random_faults(&self, probability: f64, kinds: Vec<FaultKind>, seed: u64) {
+        self.shared.lock().random = Some(RandomFaults {
+            probability,
+            kinds,
+            rng: XorShift::new(seed),
+            path_prefix: None,
+        });
+    }
+
+    /// Removes queued and random faults.
+    pub fn clear_faults(&self) {
+        let mut state = self.shared.lock();
+        state.faults.clear();
+        state.random = None;
+    }
+
+    /// The Mastodon requests received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// How many Mastodon requests arrived (control endpoints excluded).
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().requests.len()
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+fn unauthorized() -> Response {
+    error(StatusCode::UNAUTHORIZED, "The access token is invalid")
+}
+
+fn unprocessable(message: &str) -> Response {
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &format!("Validation failed: {message}"),
+    )
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(name, v);
+    }
+}
+
+fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+}
+
+/// Records, rate-limits and faults every Mastodon request.
+async fn mastodon_layer(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/_fake") {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let query = request.uri().query().map(str::to_owned);
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(_) => return close_connection(),
+    };
+    let now = now_secs();
+    let (fault, remaining, reset, exhausted) = {
+        let mut state = shared.lock();
+        state.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: path.clone(),
+            query,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            idempotency_key: header_string(&parts.headers, "idempotency-key"),
+            content_type: header_string(&parts.headers, "content-type"),
+        });
+        let fault = state.take_fault(&method, &path);
+        let who = state
+            .account_for(&parts.headers)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "anonymous".into());
+        let window = state.windows.entry(who).or_insert(Window {
+            start: now,
+            used: 0,
+        });
+        if now >= window.start + WINDOW_SECS {
+            *window = Window {
+                start: now,
+                used: 0,
+            };
+        }
+        // Faults and exhausted windows do not consume the budget.
+        let exhausted = window.used >= WINDOW_LIMIT;
+        if fault.is_none() && !exhausted {
+            window.used += 1;
+        }
+        (
+            fault,
+            WINDOW_LIMIT.saturating_sub(window.used),
+            window.start + WINDOW_SECS,
+            exhausted,
+        )
+    };
+    let too_many = |reset: u64| {
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+        set_header(&mut r, "x-ratelimit-limit", WINDOW_LIMIT.to_string());
+        set_header(&mut r, "x-ratelimit-remaining", "0".into());
+        set_header(&mut r, "x-ratelimit-reset", iso8601(reset));
+        r
+    };
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let mut response = match fault {
+        None if exhausted => return too_many(reset),
+        None => next.run(request).await,
+        Some(FaultKind::ServerError) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        }
+        Some(FaultKind::RateLimit { retry_after_secs }) => {
+            return too_many(now + retry_after_secs);
+        }
+        Some(FaultKind::Unauthorized) => unauthorized(),
+        Some(FaultKind::BadRequest) => {
+            unprocessable("the request was refused (injected by the fake)")
+        }
+        Some(FaultKind::Slow { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            next.run(request).await
+        }
+        Some(FaultKind::TimeoutBeforeWrite { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return close_connection();
+        }
+        Some(FaultKind::DropAfterWrite) => {
+            let _ = next.run(request).await;
+            return close_connection();
+        }
+    };
+    set_header(&mut response, "x-ratelimit-limit", WINDOW_LIMIT.to_string());
+    set_header(
+        &mut response,
+        "x-ratelimit-remaining",
+        remaining.to_string(),
+    );
+    set_header(&mut response, "x-ratelimit-reset", iso8601(reset));
+    response
+}
+
+/// The body as a JSON object, from JSON or a form (`media_ids[]=…` becomes an array).
+/// Errors are boxed: a `Response` is large.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Box<Response>> {
+    let content_type = header_string(headers, "content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        return match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "Error while parsing request body",
+            ))),
+        };
+    }
+    if content_type.starts_with("application/x-www-form-urlencoded") || body.is_empty() {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "Invalid form body")))?;
+        let uri = format!("/?{text}")
+            .parse()
+            .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "Invalid form body")))?;
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "Invalid form body")))?;
+        let mut map = Map::new();
+        for (k, v) in pairs {
+            match k.strip_suffix("[]") {
+                Some(name) => {
+                    let entry = map
+                        .entry(name.to_owned())
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    if let Value::Array(items) = entry {
+                        items.push(Value::String(v));
+                    }
+                }
+                None => {
+                    map.insert(k, Value::String(v));
+                }
+            }
+        }
+        return Ok(map);
+    }
+    Err(Box::new(error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported Content-Type",
+    )))
+}
+
+fn optional_string(
+    request: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, Box<Response>> {
+    match request.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Box::new(unprocessable(&format!("{name} must be a string")))),
+    }
+}
+
+async fn create_status(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let base_url = shared.base_url();
+    let mut state = shared.lock();
+    let Ok(Some(account)) = state.account_for(&headers) else {
+        return unauthorized();
+    };
+    let request = match parse_body(&headers, &body) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    let in_reply_to_id = match optional_string(&request, "in_reply_to_id") {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if let Some(id) = &in_reply_to_id
+        && !state.statuses.iter().any(|s| &s.id == id)
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            "The post you are trying to reply to does not appear to exist.",
+        );
+    }
+    let key = header_string(&headers, "idempotency-key").filter(|k| !k.is_empty());
+    if let Some(key) = &key
+        && let Some(id) = state.idempotency.get(&(account.clone(), key.clone()))
+        && let Some(existing) = state.statuses.iter().find(|s| &s.id == id)
+    {
+        return axum::Json(state.status_json(&base_url, existing)).into_response();
+    }
+    if request.contains_key("media_ids") || request.contains_key("poll") {
+        return unprocessable("the fake Mastodon supports neither media nor polls");
+    }
+    if let Some(field) = request
+        .keys()
+        .find(|k| !CREATE_FIELDS.contains(&k.as_str()))
+    {
+        return unprocessable(&format!("unknown parameter {field}"));
+    }
+    let text = match request.get("status") {
+        Some(Value::String(text)) => text.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(_) => return unprocessable("Text must be a string"),
+    };
+    if text.trim().is_empty() {
+        return unprocessable("Text can't be blank");
+    }
+    let max = state.max_characters;
+    if psn_platforms::rules::length::mastodon_length(&text) > max {
+        return unprocessable(&format!("Text character limit of {max} exceeded"));
+    }
+    let visibility = match optional_string(&request, "visibility") {
+        Ok(None) => "public".to_owned(),
+        Ok(Some(v)) if VISIBILITIES.contains(&v.as_str()) => v,
+        Ok(Some(_)) => return unprocessable("Visibility is not included in the list"),
+        Err(r) => return *r,
+    };
+    let language = match optional_string(&request, "language") {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if let Some(spoiler) = request.get("spoiler_text")
+        && !spoiler.is_string()
+    {
+        return unprocessable("Spoiler text must be a string");
+    }
+    let seq = state.statuses.len() as u64 + 1;
+    let id = (FIRST_ID + seq * 1000).to_string();
+    let status = FakeStatus {
+        id: id.clone(),
+        account_id: account.clone(),
+        text,
+        in_reply_to_id,
+        language,
+        visibility,
+        idempotency_key: key.clone(),
+        created_seq: seq,
+    };
+    let body = state.status_json(&base_url, &status);
+    state.statuses.push(status);
+    if let Some(key) = key {
+        state.idempotency.insert((account, key), id);
+    }
+    axum::Json(body).into_response()
+}
+
+async fn account_statuses(
+    State(shared): State<Arc<Shared>>,
+    Path(account_id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let base_url = shared.base_url();
+    let state = shared.lock();
+    if state.account_for(&headers).is_err() {
+        return unauthorized();
+    }
+    if !state.accounts.contains_key(&account_id) {
+        return error(StatusCode::NOT_FOUND, "Record not found");
+    }
+    // Mastodon: `[limit.to_i.abs, 2 * default].min`, default 20.
+    let limit = params
+        .iter()
+        .find(|(k, _)| k == "limit")
+        .and_then(|(_, v)| v.trim().parse::<i64>().ok())
+        .map(|n| usize::try_from(n.unsigned_abs()).unwrap_or(40).min(40))
+        .unwrap_or(20);
+    let statuses: Vec<Value> = state
+        .statuses
+        .iter()
+        .rev()
+        .filter(|s| s.account_id == account_id)
+        .take(limit)
+        .map(|s| state.status_json(&base_url, s))
+        .collect();
+    axum::Json(statuses).into_response()
+}
+
+async fn verify_credentials(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let base_url = shared.base_url();
+    let state = shared.lock();
+    let Ok(Some(account)) = state.account_for(&headers) else {
+        return unauthorized();
+    };
+    let username = state.accounts.get(&account).cloned().unwrap_or_default();
+    axum::Json(account_json(&base_url, &account, &username)).into_response()
+}
+
+async fn instance(State(shared): State<Arc<Shared>>) -> Response {
+    let base_url = shared.base_url();
+    let max = shared.lock().max_characters;
+    let domain = base_url.trim_start_matches("http://").to_owned();
+    axum::Json(json!({
+        "domain": domain,
+        "title": "Fake Mastodon",
+        "version": "4.3.0",
+        "configuration": {
+            "urls": {},
+            "accounts": { "max_featured_tags": 10 },
+            "statuses": {
+                "max_characters": max,
+                "max_media_attachments": 4,
+                "characters_reserved_per_url": 23,
+            },
+        },
+    }))
+    .into_response()
+}
+
+async fn control_statuses(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.lock().statuses.clone()).into_response()
+}
+
+async fn control_requests(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.lock().requests.clone()).into_response()
+}
+
+async fn control_set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let control: FaultControl = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad fault: {e}")).into_response(),
+    };
+    let mut state = shared.lock();
+    match control {
+        FaultControl::Random { random } => {
+            state.random = Some(RandomFaults {
+                probability: random.probability,
+                kinds: random.kinds,
+                rng: XorShift::new(random.seed),
+                path_prefix: random.path_prefix,
+            });
+        }
+        FaultControl::Many { faults } => state.faults.extend(faults),
+        FaultControl::One(fault) => state.faults.push(fault),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn control_clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+    let mut state = shared.lock();
+    state.faults.clear();
+    state.random = None;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn control_add_account(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let spec: AccountSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad account: {e}")).into_response(),
+    };
+    let mut state = shared.lock();
+    state
+        .accounts
+        .insert(spec.account_id.clone(), spec.username);
+    state.tokens.insert(spec.token, spec.account_id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_formats_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(iso8601(1_767_225_600), "2026-01-01T00:00:00.000000Z");
+        assert_eq!(iso8601(1_709_210_096), "2024-02-29T12:34:56.000000Z");
+        assert_eq!(created_at(1), "2026-01-01T00:00:01.000Z");
+    }
+
+    #[test]
+    fn html_is_escaped_and_paragraphed() {
+        assert_eq!(to_html("a & <b>"), "<p>a &amp; &lt;b&gt;</p>");
+        assert_eq!(
+            to_html("one\ntwo\n\nthree"),
+            "<p>one<br />two</p><p>three</p>"
+        );
+        assert!(to_html("see https://example.com/x").contains(
+            "<a href=\"https://example.com/x\" rel=\"nofollow noopener\" target=\"_blank\">"
+        ));
+    }
+
+    #[test]
+    fn status_faults_target_the_create_endpoint() {
+        let f = Fault::on_status_create(FaultKind::DropAfterWrite);
+        assert!(fault_matches(&f, &Method::POST, "/api/v1/statuses"));
+        assert!(!fault_matches(
+            &f,
+            &Method::GET,
+            "/api/v1/accounts/1/statuses"
+        ));
+    }
+}
