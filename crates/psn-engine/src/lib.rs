@@ -12,6 +12,7 @@
 pub mod backoff;
 pub mod metrics;
 mod process;
+mod refresh;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +23,8 @@ use psn_domain::Platform;
 use psn_platforms::publish::Publisher;
 use psn_store::{Hub, TokenCipher};
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 pub use metrics::Metrics;
 
@@ -52,6 +54,12 @@ pub struct EngineConfig {
     /// Replaces every platform's publishing budget: `Some(None)` turns budgets off,
     /// `Some(Some((calls, window)))` sets one (`PSN_WORKER_PUBLISH_BUDGET=off|CALLS/WINDOW_MS`).
     pub publish_budget: Option<Option<(i64, Duration)>>,
+    /// How often each hub loop refreshes tokens due at half their lifetime (also once when it
+    /// starts; `PSN_WORKER_REFRESH_EVERY_MS`).
+    pub refresh_every: Duration,
+    /// How long a worker holds an account's refresh before another may take it over; longer
+    /// than a refresh call can take (`PSN_WORKER_REFRESH_LEASE_MS`).
+    pub refresh_lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +77,8 @@ impl Default for EngineConfig {
             breaker_open: Duration::from_secs(60),
             once: false,
             publish_budget: None,
+            refresh_every: Duration::from_secs(60),
+            refresh_lease: Duration::from_secs(300),
         }
     }
 }
@@ -104,6 +114,12 @@ impl EngineConfig {
         }
         if let Some(d) = ms("PSN_WORKER_BREAKER_OPEN_MS") {
             self.breaker_open = d;
+        }
+        if let Some(d) = ms("PSN_WORKER_REFRESH_EVERY_MS") {
+            self.refresh_every = d;
+        }
+        if let Some(d) = ms("PSN_WORKER_REFRESH_LEASE_MS") {
+            self.refresh_lease = d;
         }
         if let Some(n) = std::env::var("PSN_WORKER_CONCURRENCY")
             .ok()
@@ -253,12 +269,30 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut listener = ctx.hub.listen().await?;
+    // Token refresh runs beside publishing (a slow platform must not delay posts): one round
+    // at a time, the first when the loop starts.
+    let mut refreshing: Option<JoinHandle<()>> = None;
+    let mut next_refresh = Instant::now();
     tracing::info!(hub = ctx.hub.name(), worker = %ctx.config.worker_id, "worker serving hub");
     loop {
         if *shutdown.borrow() {
             break;
         }
         while in_flight.try_join_next().is_some() {}
+        if Instant::now() >= next_refresh {
+            next_refresh = Instant::now() + ctx_refresh_every(&ctx);
+            if refreshing.as_ref().is_none_or(|t| t.is_finished()) {
+                let round = ctx.clone();
+                refreshing = Some(tokio::spawn(
+                    async move { refresh::run_round(&round).await },
+                ));
+            } else {
+                tracing::debug!(
+                    hub = ctx.hub.name(),
+                    "the previous token refresh round is still running"
+                );
+            }
+        }
         let now = Utc::now();
         let recovered = ctx.hub.recover_expired_leases(now).await?;
         if recovered > 0 {
@@ -313,6 +347,11 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
             let until = (t - now).to_std().unwrap_or(Duration::ZERO);
             sleep = sleep.min(until.max(Duration::from_millis(5)));
         }
+        sleep = sleep.min(
+            next_refresh
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(5)),
+        );
         if claimed_any && in_flight.len() < ctx.config.concurrency {
             continue;
         }
@@ -324,7 +363,17 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
         }
     }
     while in_flight.join_next().await.is_some() {}
+    if let Some(task) = refreshing
+        && let Err(e) = task.await
+    {
+        tracing::error!(hub = ctx.hub.name(), error = %e, "the token refresh task panicked");
+    }
     ctx.metrics.set_in_flight(ctx.hub.name(), 0);
     tracing::info!(hub = ctx.hub.name(), "worker stopped serving hub");
     Ok(())
+}
+
+/// The refresh interval, at least 100 ms (a zero interval would query in a loop).
+fn ctx_refresh_every(ctx: &HubContext) -> Duration {
+    ctx.config.refresh_every.max(Duration::from_millis(100))
 }

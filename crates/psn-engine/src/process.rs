@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::HubContext;
 use crate::backoff::{delay, unit_random};
+use crate::refresh::{self, AfterUnauthorized};
 
 /// Why processing stopped without an outcome to record.
 enum Stop {
@@ -466,41 +467,34 @@ async fn publish(
                     && refresh_token.as_ref().is_some_and(|t| !t.is_empty());
                 if can_refresh {
                     refreshed = true;
-                    let current = refresh_token.clone().unwrap_or_default();
-                    match publisher
-                        .refresh(&actx, &AccessToken(current.expose().to_string()))
-                        .await
+                    match refresh::after_unauthorized(ctx, &d.account_id, publisher, &actx, &secret)
+                        .await?
                     {
-                        Ok(fresh) => {
-                            let access = Secret::new(fresh.access_token.0.clone());
-                            let rotated = fresh
-                                .refresh_token
-                                .as_ref()
-                                .map(|t| Secret::new(t.0.clone()));
-                            let expires_at = fresh.expires_in.map(|d| chrono_after(now, d));
-                            hub.store_refreshed_tokens(
-                                &d.account_id,
-                                &access,
-                                rotated.as_ref(),
-                                expires_at,
-                                &ctx.cipher,
-                                now,
-                            )
-                            .await?;
-                            if let Some(r) = rotated.filter(|r| !r.is_empty()) {
+                        AfterUnauthorized::Fresh { access, refresh } => {
+                            if let Some(r) = refresh.filter(|r| !r.is_empty()) {
                                 refresh_token = Some(r);
                             }
                             actx.access_token = AccessToken(access.expose().to_string());
                             secret = access;
-                            ctx.metrics.add(&ctx.metrics.token_refreshes, 1);
                             tracing::info!(
                                 "refreshed the access token after a 401; retrying the step"
                             );
                             continue;
                         }
-                        Err(e) => {
-                            let reason = clean(&e.to_string(), &current);
-                            hub.mark_needs_reauth(&d.account_id, &reason, now).await?;
+                        AfterUnauthorized::Busy => {
+                            // Another worker is spending the refresh token: take its result.
+                            return Ok(DeliveryOutcome::RetryAt {
+                                run_at: chrono_after(now, ctx.config.reconcile_delay),
+                                error: Some(
+                                    "waiting for the account's token to be refreshed".to_string(),
+                                ),
+                            });
+                        }
+                        AfterUnauthorized::Transient(reason) => {
+                            return Ok(retry_or_fail(ctx, d, deadline, now, None, reason));
+                        }
+                        AfterUnauthorized::Dead(reason) => {
+                            tracing::warn!(%reason, "the account needs re-authorization");
                         }
                     }
                 } else {

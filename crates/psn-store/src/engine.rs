@@ -611,7 +611,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Stores rotated tokens after a refresh (never replacing a refresh token with nothing).
+    /// Stores rotated tokens after a refresh (never replacing a refresh token with nothing)
+    /// and forgets the last refresh failure.
     pub async fn store_refreshed_tokens(
         &self,
         account: &AccountId,
@@ -628,7 +629,8 @@ impl Hub {
             .transpose()?;
         let n = on_db!(&self.backend, db => sqlx::query(
             "UPDATE accounts SET access_token_enc = $2, refresh_token_enc = COALESCE($3, refresh_token_enc), \
-             expires_at = $4, last_refresh_at = $5, updated_at = $5 WHERE id = $1")
+             expires_at = $4, last_refresh_at = $5, last_refresh_error = NULL, \
+             last_refresh_error_at = NULL, updated_at = $5 WHERE id = $1")
             .bind(account.as_str()).bind(access).bind(refresh).bind(expires_at.map(to_ms)).bind(to_ms(now))
             .execute(db).await?.rows_affected());
         if n == 0 {

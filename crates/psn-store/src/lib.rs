@@ -19,6 +19,7 @@ mod error;
 mod listen;
 mod migrate;
 mod posts;
+mod refresh;
 pub mod testing;
 mod time;
 
@@ -43,6 +44,7 @@ pub use migrate::{MigrationState, SCHEMA_VERSION};
 pub use posts::{
     Attempt, CreateOutcome, Delivery, NewDelivery, NewPost, Post, PostEdit, PostFilter,
 };
+pub use refresh::{RefreshError, refresh_due};
 
 /// Which database engine a hub lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

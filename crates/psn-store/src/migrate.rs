@@ -31,6 +31,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_engine.sql"),
         postgres: include_str!("../migrations/postgres/0002_engine.sql"),
     },
+    Migration {
+        version: 3,
+        name: "refresh",
+        sqlite: include_str!("../migrations/sqlite/0003_refresh.sql"),
+        postgres: include_str!("../migrations/postgres/0003_refresh.sql"),
+    },
 ];
 
 /// The newest schema version this psn knows.

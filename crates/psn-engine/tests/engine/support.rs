@@ -78,6 +78,30 @@ impl World {
         self.db.as_ref().map(|db| db.url.clone())
     }
 
+    /// Runs one SQL statement on the hub's database, behind the store's back (tests use it to
+    /// age accounts and tokens).
+    pub async fn sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match (&self.dir, &self.db) {
+            (Some(dir), _) => {
+                let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect sqlite");
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+                conn.close().await.ok();
+            }
+            (None, Some(db)) => {
+                let mut conn = sqlx::PgConnection::connect(&db.url)
+                    .await
+                    .expect("connect postgres");
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+                conn.close().await.ok();
+            }
+            (None, None) => unreachable!("a world has a database"),
+        }
+    }
+
     /// Closes the hub and drops the throwaway database.
     pub async fn finish(self) {
         self.hub.close().await;

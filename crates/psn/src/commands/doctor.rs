@@ -134,6 +134,21 @@ async fn check_hub(name: &str, url: &str, cipher: Option<&psn_store::TokenCipher
                 label.clone(),
                 format!("{} reachable, schema {}", redact_url(url), m.hub_version),
             ));
+            match hub.refresh_errors().await {
+                Ok(errors) => {
+                    for e in errors {
+                        out.push(warn(
+                            format!("{label} token {} {}", e.platform, e.handle),
+                            format!(
+                                "the last refresh failed ({}); psn will try again: {}",
+                                e.at.format("%Y-%m-%d %H:%M UTC"),
+                                e.message
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => out.push(fail(format!("{label} token refresh"), e.to_string())),
+            }
             match hub.open_alerts().await {
                 Ok(alerts) => {
                     for a in alerts.iter().take(20) {
