@@ -189,12 +189,15 @@ impl Hub {
             .map(|p| format!("'{}'", p.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        let lock = match &self.backend {
-            Backend::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
-            Backend::Sqlite(_) => "",
+        // Walk due deliveries in claim order and stop at the first eligible one. SQLite's
+        // planner, without statistics, prefers `deliveries_due` and sorts every due row; name
+        // the index there.
+        let (lock, hint) = match &self.backend {
+            Backend::Postgres(_) => (" FOR UPDATE OF d SKIP LOCKED", ""),
+            Backend::Sqlite(_) => ("", " INDEXED BY deliveries_claimable"),
         };
         let pick = format!(
-            "SELECT d.id, d.status FROM deliveries d \
+            "SELECT d.id, d.status FROM deliveries d{hint} \
              WHERE d.status IN ({CLAIMABLE}) AND d.run_at <= $1 AND d.platform IN ({platform_list}) \
              AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.account_id = d.account_id AND x.status = 'claimed') \
              AND (d.status = 'unconfirmed' OR NOT EXISTS (SELECT 1 FROM deliveries u \

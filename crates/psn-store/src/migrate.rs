@@ -37,6 +37,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_refresh.sql"),
         postgres: include_str!("../migrations/postgres/0003_refresh.sql"),
     },
+    Migration {
+        version: 4,
+        name: "claim_index",
+        sqlite: include_str!("../migrations/sqlite/0004_claim_index.sql"),
+        postgres: include_str!("../migrations/postgres/0004_claim_index.sql"),
+    },
 ];
 
 /// The newest schema version this psn knows.

@@ -254,6 +254,15 @@ impl DeliveryRow {
 /// `refresh_post_status!(&mut *tx, post_id, now)`.
 macro_rules! refresh_post_status {
     ($tx:expr, $post_id:expr, $now:expr) => {{
+        // Lock the post row first (a no-op write takes the row lock on PostgreSQL; SQLite's
+        // IMMEDIATE transaction already serializes). Two deliveries of one post finishing at
+        // once would otherwise each see the other still in flight, and the last to commit
+        // would store a stale status. After the lock, PostgreSQL's next statements see what
+        // the other transaction committed.
+        sqlx::query("UPDATE posts SET updated_at = updated_at WHERE id = $1")
+            .bind($post_id)
+            .execute($tx)
+            .await?;
         let phase: String = sqlx::query_scalar("SELECT phase FROM posts WHERE id = $1")
             .bind($post_id)
             .fetch_one($tx)
