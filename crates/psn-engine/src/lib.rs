@@ -269,6 +269,7 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut listener = ctx.hub.listen().await?;
+    ctx.hub.refresh_planner_statistics().await?;
     // Token refresh runs beside publishing (a slow platform must not delay posts): one round
     // at a time, the first when the loop starts.
     let mut refreshing: Option<JoinHandle<()>> = None;

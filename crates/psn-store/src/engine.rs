@@ -735,3 +735,19 @@ impl Hub {
         })
     }
 }
+
+impl Hub {
+    /// Refreshes the query planner's statistics for the claim's tables on PostgreSQL (a worker
+    /// calls it when it starts serving a hub). With no statistics — a hub that just received
+    /// many posts before autovacuum ran — PostgreSQL estimates one due row, skips the claim
+    /// index and checks every due delivery on each claim (BENCHMARKS.md, B1). SQLite names the
+    /// index in the query instead, so this is a no-op there.
+    pub async fn refresh_planner_statistics(&self) -> Result<(), StoreError> {
+        if let Backend::Postgres(pool) = &self.backend {
+            sqlx::query("ANALYZE deliveries, accounts, breakers, rate_budgets")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
