@@ -116,16 +116,20 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
     Some((date - now).to_std().unwrap_or(Duration::ZERO))
 }
 
-/// When a rate limit lifts: the later of `x-rate-limit-reset` and `Retry-After`.
+/// When a rate limit lifts: the latest of `x-rate-limit-reset` (Unix seconds, X),
+/// `X-RateLimit-Reset` (an ISO 8601 time, Mastodon) and `Retry-After`.
 pub fn rate_limit_reset(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let from_reset = header_u64(headers, "x-rate-limit-reset").and_then(unix_seconds);
+    let from_iso_reset = header_str(headers, "x-ratelimit-reset")
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|d| d.with_timezone(&Utc));
     let from_retry = retry_after(headers, now)
         .and_then(|d| chrono::Duration::from_std(d).ok())
         .map(|d| now + d);
-    match (from_reset, from_retry) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+    [from_reset, from_iso_reset, from_retry]
+        .into_iter()
+        .flatten()
+        .max()
 }
 
 /// Whether the call whose transport failed could have created something on the platform.

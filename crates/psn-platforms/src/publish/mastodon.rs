@@ -18,17 +18,17 @@
 //!
 //! Mastodon's errors are `{"error": "…"}`; 422 (validation, e.g. over-long text) and 404
 //! (reply target gone) are permanent. Rate limits answer 429 with `X-RateLimit-Reset` as an
-//! ISO 8601 time (not Unix seconds as on X), which [`rate_limit_reset`] reads.
+//! ISO 8601 time (not Unix seconds as on X), which [`http::rate_limit_reset`] reads.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+
 use psn_domain::{MediaKind, Platform};
-use reqwest::header::HeaderMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::http::{self, CallKind, HttpResponse};
+use super::http::{self, CallKind};
 use super::sanitize::sanitize_error;
 use super::{AccountContext, Capabilities, PublishError, Published, Publisher, SegmentRequest};
 
@@ -96,53 +96,6 @@ impl MastodonPublisher {
         };
         serde_json::to_value(&body).unwrap_or_default()
     }
-
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        kind: CallKind,
-        secrets: &[&str],
-    ) -> Result<HttpResponse, PublishError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| http::classify_transport(&e, kind, secrets))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = match response.text().await {
-            Ok(body) => body,
-            Err(e) if status.is_success() => {
-                return Err(http::classify_transport(&e, kind, secrets));
-            }
-            Err(_) => String::new(),
-        };
-        match http::classify_status(status, &headers, &body, secrets) {
-            Ok(()) => Ok(HttpResponse {
-                status,
-                headers,
-                body,
-            }),
-            // Mastodon's reset header is `X-RateLimit-Reset` (ISO 8601), which the shared
-            // classification (`x-rate-limit-reset`, Unix seconds) does not read.
-            Err(PublishError::RateLimited { message, reset_at }) => {
-                let reset_at = match (rate_limit_reset(&headers), reset_at) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-                Err(PublishError::RateLimited { message, reset_at })
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// When Mastodon's rate limit lifts: `X-RateLimit-Reset`, an ISO 8601 time
-/// (`2026-01-01T00:05:00.000000Z`).
-pub fn rate_limit_reset(headers: &HeaderMap) -> Option<DateTime<Utc>> {
-    let value = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim();
-    DateTime::parse_from_rfc3339(value)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
 }
 
 #[derive(Serialize)]
@@ -309,7 +262,7 @@ impl Publisher for MastodonPublisher {
         if !segment.idempotency_key.trim().is_empty() {
             request = request.header("Idempotency-Key", segment.idempotency_key);
         }
-        let response = self.send(request, CallKind::Creating, &secrets).await?;
+        let response = http::send(request, CallKind::Creating, &secrets).await?;
         match serde_json::from_str::<Status>(&response.body) {
             Ok(status) if !status.id.is_empty() => Ok(status.published()),
             // Mastodon said yes but the answer is unreadable: the status probably exists.
@@ -340,7 +293,7 @@ impl Publisher for MastodonPublisher {
             .bearer_auth(token)
             .query(&[("limit", RECONCILE_WINDOW.to_string().as_str())]);
         // Reading: a transport failure is transient, never ambiguous.
-        let response = self.send(request, CallKind::Reading, &secrets).await?;
+        let response = http::send(request, CallKind::Reading, &secrets).await?;
         let statuses: Vec<Status> =
             serde_json::from_str(&response.body).map_err(|e| PublishError::Transient {
                 message: format!("unreadable statuses from Mastodon: {e}"),
@@ -359,7 +312,8 @@ impl Publisher for MastodonPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use chrono::{DateTime, Utc};
+    use reqwest::header::{HeaderMap, HeaderValue};
 
     fn segment<'a>(text: &'a str, reply_to: Option<&'a str>) -> SegmentRequest<'a> {
         SegmentRequest {
@@ -423,15 +377,16 @@ mod tests {
             "x-ratelimit-reset",
             HeaderValue::from_static("2026-01-01T00:05:00.000000Z"),
         );
+        let now = Utc::now();
         assert_eq!(
-            rate_limit_reset(&h),
+            http::rate_limit_reset(&h, now),
             Some(
                 DateTime::parse_from_rfc3339("2026-01-01T00:05:00Z")
                     .unwrap()
                     .with_timezone(&Utc)
             )
         );
-        assert_eq!(rate_limit_reset(&HeaderMap::new()), None);
+        assert_eq!(http::rate_limit_reset(&HeaderMap::new(), now), None);
     }
 
     #[test]
