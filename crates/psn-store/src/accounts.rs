@@ -174,17 +174,32 @@ impl Hub {
                 .execute(&mut *tx)
                 .await?;
             } else {
-                sqlx::query(
-                    "UPDATE accounts SET handle = $2, access_token_enc = $3, \
-                     refresh_token_enc = COALESCE($4, refresh_token_enc), expires_at = $5, \
-                     status = 'active', updated_at = $6 WHERE id = $1",
-                )
-                .bind(&id)
-                .bind(&new.handle)
-                .bind(&access)
-                .bind(&refresh)
-                .bind(expires)
-                .bind(now)
+                // The refresh token column is only named when there is a new one: on company
+                // hubs the runtime role may write tokens but never read them, and
+                // `COALESCE($4, refresh_token_enc)` would read the stored one.
+                let query = match &refresh {
+                    Some(refresh) => sqlx::query(
+                        "UPDATE accounts SET handle = $2, access_token_enc = $3, \
+                         refresh_token_enc = $4, expires_at = $5, \
+                         status = 'active', updated_at = $6 WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(&new.handle)
+                    .bind(&access)
+                    .bind(refresh)
+                    .bind(expires)
+                    .bind(now),
+                    None => sqlx::query(
+                        "UPDATE accounts SET handle = $2, access_token_enc = $3, \
+                         expires_at = $4, status = 'active', updated_at = $5 WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(&new.handle)
+                    .bind(&access)
+                    .bind(expires)
+                    .bind(now),
+                };
+                query
                 .execute(&mut *tx)
                 .await?;
             }

@@ -193,7 +193,7 @@ impl Hub {
         // planner, without statistics, prefers `deliveries_due` and sorts every due row; name
         // the index there.
         let (lock, hint) = match &self.backend {
-            Backend::Postgres(_) => (" FOR UPDATE OF d SKIP LOCKED", ""),
+            Backend::Postgres(_) | Backend::Company(_) => (" FOR UPDATE OF d SKIP LOCKED", ""),
             Backend::Sqlite(_) => ("", " INDEXED BY deliveries_claimable"),
         };
         let pick = format!(

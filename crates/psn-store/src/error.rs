@@ -14,6 +14,22 @@ pub enum StoreError {
     #[error("read-only hub: {0}")]
     ReadOnly(String),
 
+    /// A company hub has migrations this psn would apply, and only admins migrate it.
+    #[error(
+        "pending migrations on hub '{hub}' (versions {pending:?}) — ask an admin to run `psn hub migrate {hub}`"
+    )]
+    PendingMigrations { hub: String, pending: Vec<i64> },
+
+    /// The acting member's role does not allow this (or the hub's row-level security refused
+    /// it).
+    #[error("{0}")]
+    Forbidden(String),
+
+    /// A company hub whose database does not isolate members (a missing `FORCE ROW LEVEL
+    /// SECURITY`, a role that bypasses row-level security or owns tables).
+    #[error("hub '{hub}' is not isolated: {detail}")]
+    NotIsolated { hub: String, detail: String },
+
     #[error("cannot reach hub '{hub}' at {url}: {detail}")]
     Unreachable {
         hub: String,
@@ -37,7 +53,7 @@ pub enum StoreError {
     Crypto(String),
 
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
 
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -61,6 +77,7 @@ impl StoreError {
                 | StoreError::Transition(_)
                 | StoreError::Conflict(_)
                 | StoreError::Invalid(_)
+                | StoreError::Forbidden(_)
         )
     }
 }
@@ -68,5 +85,21 @@ impl StoreError {
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Corrupt(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Row-level security and privilege refusals (SQLSTATE 42501) become [`StoreError::Forbidden`]
+    /// with a message a member can act on; everything else stays a database error.
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some("42501")
+        {
+            return StoreError::Forbidden(format!(
+                "the hub refused this for your role ({}); ask an admin of the hub (`psn team list`)",
+                db.message()
+            ));
+        }
+        StoreError::Database(e)
     }
 }

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod audit;
+mod company;
 pub mod crypto;
 mod engine;
 mod error;
@@ -33,6 +34,10 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{Account, AccountStatus, NewAccount, TokenSet};
 pub use audit::AuditEntry;
+pub use company::{
+    CompanyRoles, ISOLATED_TABLES, Review, RoleOutcome, TeamMember, TeamRole, company_security_sql,
+    role_sql,
+};
 pub use crypto::{Secret, TokenCipher};
 pub use engine::{
     Alert, AttemptOutcome, BudgetUse, ClaimedDelivery, DeliveryOutcome, OpenAttempt, Priority,
@@ -40,7 +45,7 @@ pub use engine::{
 };
 pub use error::StoreError;
 pub use listen::HubListener;
-pub use migrate::{MigrationState, SCHEMA_VERSION};
+pub use migrate::{MigrationState, SCHEMA_VERSION, known_versions};
 pub use posts::{
     Attempt, CreateOutcome, Delivery, NewDelivery, NewPost, Post, PostEdit, PostFilter,
 };
@@ -100,28 +105,114 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `url` (a PostgreSQL URL) connecting as `user` with `password` instead, its host, database
+/// and parameters unchanged. The user name and password are percent-encoded.
+pub fn url_with_user(url: &str, user: &str, password: &str) -> String {
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..authority_end],
+        None => &rest[..authority_end],
+    };
+    let credentials = if password.is_empty() {
+        encode(user)
+    } else {
+        format!("{}:{}", encode(user), encode(password))
+    };
+    format!(
+        "{}://{credentials}@{host}{}",
+        &url[..scheme_end],
+        &rest[authority_end..]
+    )
+}
+
+/// The user name a PostgreSQL URL connects as, if it names one.
+pub fn url_user(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let user = userinfo.split(':').next().unwrap_or("");
+    (!user.is_empty()).then(|| user.to_string())
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+    /// A company hub: PostgreSQL with row-level security. Every statement runs in a
+    /// transaction that first sets `app.user_id` to the acting member (see [`CompanyPool`]).
+    Company(CompanyPool),
+}
+
+/// The pool of a company hub and the member acting through it. Clones share the pool.
+#[derive(Debug, Clone)]
+pub(crate) struct CompanyPool {
+    pub(crate) pool: PgPool,
+    /// The acting team member; `None` (the worker role, or nobody) sets nothing, and the
+    /// policies then show the runtime role nothing (fail closed).
+    pub(crate) user: Option<std::sync::Arc<str>>,
+}
+
+impl CompanyPool {
+    /// Begins a transaction and sets the acting member for it alone
+    /// (`set_config('app.user_id', …, true)` lasts until the transaction ends), so a pooled
+    /// connection never carries one member's identity into another's transaction.
+    pub(crate) async fn begin(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(user) = &self.user {
+            sqlx::query("SELECT set_config('app.user_id', $1, true)")
+                .bind(user.as_ref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
 }
 
 /// Runs the same query code against whichever pool or transaction the hub has.
 ///
 /// `on_db!(hub, db => expr)` binds `db` to the `&SqlitePool` or `&PgPool` and evaluates `expr`
 /// once per backend (the expression is compiled twice, once per driver).
+///
+/// On a company hub `db` is a transaction that set the acting member first; it is committed
+/// after `expr` (an early return rolls it back).
 macro_rules! on_db {
     ($backend:expr, $db:ident => $body:expr) => {
         match $backend {
             $crate::Backend::Sqlite($db) => $body,
             $crate::Backend::Postgres($db) => $body,
+            $crate::Backend::Company(company) => {
+                let mut company_tx = company.begin().await?;
+                let result = {
+                    let $db = &mut *company_tx;
+                    $body
+                };
+                company_tx.commit().await?;
+                result
+            }
         }
     };
 }
 pub(crate) use on_db;
 
 /// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite (a deferred transaction that reads
-/// and then writes fails with SQLITE_BUSY instead of waiting), a plain `BEGIN` on PostgreSQL.
+/// and then writes fails with SQLITE_BUSY instead of waiting), a plain `BEGIN` on PostgreSQL,
+/// and on a company hub a `BEGIN` followed by setting the acting member.
 /// Binds `tx` to the transaction inside `body`, which must end with `tx.commit()`.
 macro_rules! write_tx {
     ($backend:expr, $tx:ident => $body:expr) => {
@@ -134,6 +225,11 @@ macro_rules! write_tx {
             $crate::Backend::Postgres(pool) => {
                 #[allow(unused_mut)]
                 let mut $tx = pool.begin().await?;
+                $body
+            }
+            $crate::Backend::Company(company) => {
+                #[allow(unused_mut)]
+                let mut $tx = company.begin().await?;
                 $body
             }
         }
@@ -192,7 +288,13 @@ impl Hub {
                     .connect_with(options)
                     .await
                     .map_err(|e| StoreError::unreachable(name, url, e))?;
-                Backend::Postgres(pool)
+                // The database says whether it is a company hub, not the local config, so a
+                // edited connection file cannot switch the member context off.
+                if company::is_company_database(&pool).await? {
+                    Backend::Company(CompanyPool { pool, user: None })
+                } else {
+                    Backend::Postgres(pool)
+                }
             }
         };
         Ok(Hub {
@@ -205,8 +307,32 @@ impl Hub {
 
     /// Connects and brings the schema up to date (migrations are applied on first use). A hub
     /// whose schema is newer than this psn opens read-only; writes name both versions.
+    ///
+    /// A company hub is never migrated here: the runtime and worker roles own no tables, and
+    /// only admins migrate (`psn hub migrate NAME` with the owner URL). With migrations pending
+    /// it is refused with [`StoreError::PendingMigrations`]; its isolation is checked
+    /// ([`Hub::check_isolation`]) before anything is read.
     pub async fn open(name: &str, url: &str) -> Result<Hub, StoreError> {
         let mut hub = Hub::connect(name, url).await?;
+        if hub.is_company() {
+            let state = hub.migration_state().await?;
+            if state.hub_is_newer() {
+                hub.write_block = Some(
+                    StoreError::HubNewer {
+                        hub: state.hub_version,
+                        psn: state.psn_version,
+                    }
+                    .to_string(),
+                );
+            } else if !state.pending.is_empty() {
+                return Err(StoreError::PendingMigrations {
+                    hub: name.to_string(),
+                    pending: state.pending,
+                });
+            }
+            hub.check_isolation().await?;
+            return Ok(hub);
+        }
         match hub.migrate().await {
             Ok(_) => {}
             Err(StoreError::HubNewer {
@@ -236,7 +362,35 @@ impl Hub {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        on_db!(&self.backend, db => db.close().await)
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) | Backend::Company(CompanyPool { pool, .. }) => {
+                pool.close().await
+            }
+        }
+    }
+
+    /// Whether this is a company hub (PostgreSQL with team roles and row-level security).
+    pub fn is_company(&self) -> bool {
+        matches!(self.backend, Backend::Company(_))
+    }
+
+    /// The same hub (sharing its pool) acting as team member `user`: on a company hub every
+    /// transaction sets `app.user_id` to `user` first. Other hubs have one user and ignore it.
+    pub fn as_user(&self, user: &str) -> Hub {
+        let mut hub = self.clone();
+        if let Backend::Company(company) = &mut hub.backend {
+            company.user = Some(std::sync::Arc::from(user));
+        }
+        hub
+    }
+
+    /// The member this hub acts as (company hubs).
+    pub fn acting_user(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Company(company) => company.user.as_deref(),
+            _ => None,
+        }
     }
 
     pub(crate) fn ensure_writable(&self) -> Result<(), StoreError> {
@@ -286,6 +440,20 @@ mod tests {
             "postgres://psn@db/acme"
         );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn urls_swap_their_credentials() {
+        assert_eq!(
+            url_with_user("postgres://postgres@127.0.0.1:5432/acme", "app", "p w"),
+            "postgres://app:p%20w@127.0.0.1:5432/acme"
+        );
+        assert_eq!(
+            url_with_user("postgres://o:secret@h/acme?sslmode=disable", "w", ""),
+            "postgres://w@h/acme?sslmode=disable"
+        );
+        assert_eq!(url_user("postgres://o:secret@h/acme").as_deref(), Some("o"));
+        assert_eq!(url_user("postgres://h/acme"), None);
     }
 
     #[test]

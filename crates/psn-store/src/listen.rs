@@ -36,7 +36,7 @@ impl Hub {
     /// Subscribes to due-soon notifications.
     pub async fn listen(&self) -> Result<HubListener, StoreError> {
         match &self.backend {
-            Backend::Postgres(pool) => {
+            Backend::Postgres(pool) | Backend::Company(crate::CompanyPool { pool, .. }) => {
                 let mut listener = PgListener::connect_with(pool).await?;
                 listener.listen(CHANNEL).await?;
                 Ok(HubListener::Postgres(Box::new(listener)))

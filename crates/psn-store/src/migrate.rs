@@ -43,10 +43,21 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_claim_index.sql"),
         postgres: include_str!("../migrations/postgres/0004_claim_index.sql"),
     },
+    Migration {
+        version: 7,
+        name: "company",
+        sqlite: include_str!("../migrations/sqlite/0007_company.sql"),
+        postgres: include_str!("../migrations/postgres/0007_company.sql"),
+    },
 ];
 
 /// The newest schema version this psn knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// Every version this psn knows, in order (versions may have gaps).
+pub fn known_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
 
 /// `pg_advisory_lock` key for migrations ("psn-migrate" as a number).
 const MIGRATION_LOCK_KEY: i64 = 0x7073_6e2d_6d69_6772;
@@ -86,7 +97,7 @@ impl Hub {
             Backend::Sqlite(_) => {
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'psn_migrations'"
             }
-            Backend::Postgres(_) => {
+            Backend::Postgres(_) | Backend::Company(_) => {
                 "SELECT COUNT(*) FROM information_schema.tables \
                  WHERE table_name = 'psn_migrations' AND table_schema = current_schema()"
             }
@@ -136,7 +147,7 @@ impl Hub {
                 tx.commit().await?;
                 Ok(applied)
             }
-            Backend::Postgres(pool) => {
+            Backend::Postgres(pool) | Backend::Company(crate::CompanyPool { pool, .. }) => {
                 let mut conn = pool.acquire().await?;
                 sqlx::query("SELECT pg_advisory_lock($1)")
                     .bind(MIGRATION_LOCK_KEY)

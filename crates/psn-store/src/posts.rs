@@ -381,16 +381,23 @@ impl Hub {
         {
             return Ok(CreateOutcome::Existing(existing));
         }
+        // On a company hub nothing is scheduled without an approval (`psn approve`): a post
+        // that would be scheduled waits for one instead.
+        let phase = if self.is_company() && new.phase == PostStatus::Scheduled {
+            PostStatus::PendingApproval
+        } else {
+            new.phase
+        };
         let now = now_ms();
         let id = PostId::from_random(random_id_bytes());
-        let delivery_status = if new.phase == PostStatus::Scheduled {
+        let delivery_status = if phase == PostStatus::Scheduled {
             DeliveryStatus::Scheduled
         } else {
             DeliveryStatus::Held
         };
         let run_at = new.run_at.map(to_ms);
         let statuses = vec![delivery_status; new.deliveries.len()];
-        let status = derive_post_status(new.phase, &statuses);
+        let status = derive_post_status(phase, &statuses);
         let result: Result<(), StoreError> = async {
             write_tx!(&self.backend, tx => {
                 sqlx::query(&format!(
@@ -405,7 +412,7 @@ impl Hub {
                     .bind(new.media.to_string())
                     .bind(new.options.to_string())
                     .bind(now)
-                    .bind(new.phase.as_str())
+                    .bind(phase.as_str())
                     .execute(&mut *tx)
                     .await?;
                 for d in &new.deliveries {
@@ -438,7 +445,7 @@ impl Hub {
                 }
                 crate::listen::notify_due!(self, &mut *tx);
                 audit(&mut *tx, &new.created_by, "post.create", "post", id.as_str(),
-                    &serde_json::json!({"phase": new.phase, "accounts": new.deliveries.len()})).await?;
+                    &serde_json::json!({"phase": phase, "accounts": new.deliveries.len()})).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -508,17 +515,19 @@ impl Hub {
             "{DELIVERY_SELECT} WHERE d.post_id IN ({}) ORDER BY d.post_id, d.platform, a.handle",
             placeholders(1, ids.len())
         );
-        let (post_rows, delivery_rows): (Vec<PostRow>, Vec<DeliveryRow>) = on_db!(&self.backend, db => {
+        let post_rows: Vec<PostRow> = on_db!(&self.backend, db => {
             let mut q = sqlx::query_as(&post_sql);
             for id in ids {
                 q = q.bind(id);
             }
-            let posts = q.fetch_all(db).await?;
+            q.fetch_all(db).await?
+        });
+        let delivery_rows: Vec<DeliveryRow> = on_db!(&self.backend, db => {
             let mut q = sqlx::query_as(&delivery_sql);
             for id in ids {
                 q = q.bind(id);
             }
-            (posts, q.fetch_all(db).await?)
+            q.fetch_all(db).await?
         });
         let mut by_post: std::collections::HashMap<String, Vec<Delivery>> =
             std::collections::HashMap::new();

@@ -4,6 +4,7 @@
 //! each on a fresh database. The PostgreSQL half needs `PSN_TEST_DATABASE_URL` (an admin URL;
 //! `scripts/test.sh` provides one) and fails, rather than skips, without it.
 
+mod company;
 mod conformance;
 mod support;
 
