@@ -435,6 +435,12 @@ impl Hub {
                     error.unwrap_or("unknown outcome")))),
                 _ => None,
             };
+            if next == DeliveryStatus::Published {
+                // Who published what, next to who wrote and who approved it.
+                crate::audit::audit(&mut *tx, worker, "delivery.published", "post", &post_id,
+                    &serde_json::json!({"delivery": id.as_str(), "platform": platform,
+                                        "external_id": external.map(|(e, _)| e)})).await?;
+            }
             if let Some((kind, message)) = alert {
                 sqlx::query(
                     "INSERT INTO alerts (created_by, priority, kind, subject_type, subject_id, message, created_at) \

@@ -139,6 +139,43 @@ pub fn url_with_user(url: &str, user: &str, password: &str) -> String {
     )
 }
 
+/// The (percent-decoded) password of a PostgreSQL URL, if it has one.
+pub fn url_password(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (_, password) = userinfo.split_once(':')?;
+    let bytes = password.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A random password for a role psn creates (32 hex characters).
+pub fn random_password() -> String {
+    let mut out = String::new();
+    for _ in 0..2 {
+        for b in random_id_bytes() {
+            out.push_str(&format!("{b:02x}"));
+        }
+    }
+    out
+}
+
 /// The user name a PostgreSQL URL connects as, if it names one.
 pub fn url_user(url: &str) -> Option<String> {
     let rest = &url[url.find("://")? + 3..];
@@ -454,6 +491,12 @@ mod tests {
         );
         assert_eq!(url_user("postgres://o:secret@h/acme").as_deref(), Some("o"));
         assert_eq!(url_user("postgres://h/acme"), None);
+        assert_eq!(
+            url_password("postgres://o:p%20w@h/acme").as_deref(),
+            Some("p w")
+        );
+        assert_eq!(url_password("postgres://o@h/acme"), None);
+        assert_eq!(random_password().len(), 32);
     }
 
     #[test]

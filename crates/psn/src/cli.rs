@@ -83,6 +83,50 @@ pub enum Command {
     /// Replace the text of a post that has not been published.
     #[command(after_help = "Example:\n  psn edit p_5x3k9q2m7r1a \"Better wording\"")]
     Edit(EditArgs),
+    /// The members of a company hub and their roles (admins manage them).
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Posts awaiting approval on a company hub (contributors see their own).
+    #[command(after_help = "Example:\n  psn --hub acme --as erin approvals")]
+    Approvals,
+    /// Approve a post on a company hub: its deliveries are scheduled (editors and admins; never your own post).
+    #[command(after_help = "Example:\n  psn --hub acme --as erin approve p_5x3k9q2m7r1a")]
+    Approve(IdArg),
+    /// Reject a post on a company hub, with a reason its author sees in `psn show`.
+    #[command(
+        after_help = "Example:\n  psn --hub acme --as erin reject p_5x3k9q2m7r1a --reason \"Use the product's full name\""
+    )]
+    Reject(RejectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Add a member, or change a member's role (admins only).
+    #[command(
+        after_help = "Examples:\n  psn --hub acme --as alice team add bob --role contributor\n  psn --hub acme --as alice team add erin --role editor"
+    )]
+    Add {
+        /// The member's user name (what they pass as --as / PSN_USER).
+        user: String,
+        /// admin (members, accounts, approvals, migrations), editor (approves), contributor (writes posts that wait for approval).
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+    },
+    /// List the members and their roles.
+    #[command(after_help = "Example:\n  psn --hub acme team list --json")]
+    List,
+    /// Remove a member (admins only; never the last admin).
+    #[command(after_help = "Example:\n  psn --hub acme --as alice team remove bob")]
+    Remove { user: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The post id (p_…).
+    pub id: String,
+    /// Why, for the author.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]
@@ -116,13 +160,22 @@ pub enum HubCommand {
     /// List the hubs of this workspace.
     List,
     /// Register a hub (writes config/connections/NAME.env after checking it is reachable).
+    /// With --owner-url it is a company hub: team roles, approvals, row-level security.
     #[command(
-        after_help = "Example:\n  psn hub add acme --database-url postgres://psn@db.example/acme"
+        after_help = "Examples:\n  psn hub add acme --owner-url postgres://acme_owner:…@db.example/acme --as alice\n      # creates the runtime and worker roles, migrates as the owner, makes alice the first admin\n  psn hub add acme --owner-url postgres://acme_owner:…@db.example/acme \\\n      --database-url postgres://acme_app:…@db.example/acme --worker-url postgres://acme_worker:…@db.example/acme\n  psn hub add shared --database-url postgres://psn@db.example/shared   # one role, no team roles"
     )]
     Add {
         name: String,
+        /// The URL day-to-day queries use (company hubs: the runtime role, which owns no
+        /// tables and cannot bypass row-level security; created when missing).
+        #[arg(long, value_name = "URL", required_unless_present = "owner_url")]
+        database_url: Option<String>,
+        /// Makes a company hub: the owner of the tables, used for migrations (admins only).
         #[arg(long, value_name = "URL")]
-        database_url: String,
+        owner_url: Option<String>,
+        /// Company hubs: the worker role's URL (created when missing).
+        #[arg(long, value_name = "URL", requires = "owner_url")]
+        worker_url: Option<String>,
     },
     /// Each hub: reachable, schema version, pending migrations.
     Status { name: Option<String> },

@@ -23,6 +23,9 @@ pub const KEY_VAR: &str = "PSN_ENCRYPTION_KEY";
 pub struct Workspace {
     pub root: PathBuf,
     pub tz: Tz,
+    /// Who is acting on company hubs: `--as` / `PSN_USER`, else `PSN_USER` in
+    /// `config/hub.env`, else `$USER` (see [`actor`]).
+    pub actor: String,
 }
 
 /// The parts of `config/strategy.yaml` psn itself reads; the rest is for people and assistants.
@@ -38,6 +41,10 @@ pub struct HubEntry {
     pub url: String,
     /// The file that defines it (or where the default comes from).
     pub source: String,
+    /// Company hubs: the worker role's URL (`WORKER_DATABASE_URL`).
+    pub worker_url: Option<String>,
+    /// Company hubs, admins only: the owner's URL for migrations (`OWNER_DATABASE_URL`).
+    pub owner_url: Option<String>,
 }
 
 impl Workspace {
@@ -46,7 +53,7 @@ impl Workspace {
         match &global.workspace {
             Some(path) => {
                 if path.join(MARKER).is_file() {
-                    Workspace::load(path)
+                    Workspace::load(path).map(|ws| ws.acting_as(global))
                 } else {
                     Err(invalid(format!(
                         "{} is not a psn workspace (no {MARKER}); create one with `psn init {}`",
@@ -59,7 +66,7 @@ impl Workspace {
                 let cwd = std::env::current_dir()?;
                 let found = cwd.ancestors().find(|dir| dir.join(MARKER).is_file());
                 match found {
-                    Some(root) => Workspace::load(root),
+                    Some(root) => Workspace::load(root).map(|ws| ws.acting_as(global)),
                     None => Err(invalid(format!(
                         "no psn workspace in {} or any parent folder; create one with `psn init` (or pass --workspace PATH / set PSN_WORKSPACE)",
                         cwd.display()
@@ -86,7 +93,20 @@ impl Workspace {
             Some(name) => psn_domain::schedule::parse_time_zone(name)
                 .map_err(|e| invalid(format!("{}: {e}", path.display())))?,
         };
-        Ok(Workspace { root, tz })
+        let configured = configured_user(&root);
+        Ok(Workspace {
+            root,
+            tz,
+            actor: fallback_actor(configured),
+        })
+    }
+
+    /// The workspace with `--as` / `PSN_USER` (when given) as the acting member.
+    fn acting_as(mut self, global: &Global) -> Workspace {
+        if let Some(user) = global.as_user.clone().filter(|s| !s.trim().is_empty()) {
+            self.actor = user;
+        }
+        self
     }
 
     pub fn config_dir(&self) -> PathBuf {
@@ -137,6 +157,8 @@ impl Workspace {
                     name,
                     url,
                     source: relative(&self.root, &path),
+                    worker_url: vars.get("WORKER_DATABASE_URL").cloned(),
+                    owner_url: vars.get("OWNER_DATABASE_URL").cloned(),
                 });
             }
         }
@@ -152,6 +174,8 @@ impl Workspace {
                 name: "personal".into(),
                 url: url.clone(),
                 source: relative(&self.root, &hub_env),
+                worker_url: None,
+                owner_url: None,
             });
         }
         let db = self.root.join(".psn").join("personal.db");
@@ -159,6 +183,8 @@ impl Workspace {
             name: "personal".into(),
             url: format!("sqlite://{}", db.display()),
             source: "default (.psn/personal.db)".into(),
+            worker_url: None,
+            owner_url: None,
         })
     }
 
@@ -174,23 +200,51 @@ impl Workspace {
         })
     }
 
-    /// Opens (and on first use migrates) the hub named `name`.
+    /// Opens (and on first use migrates) the hub named `name`. A company hub acts as the
+    /// workspace's acting member ([`Workspace::actor`]) in every transaction.
     pub async fn open_hub(&self, name: &str) -> CliResult<Hub> {
         let entry = self.hub_entry(name)?;
-        Hub::open(&entry.name, &entry.url)
+        let hub = Hub::open(&entry.name, &entry.url)
             .await
-            .map_err(CliError::from)
+            .map_err(CliError::from)?;
+        Ok(if hub.is_company() {
+            hub.as_user(&self.actor)
+        } else {
+            hub
+        })
     }
 }
 
-/// Who is acting: `--as`, `PSN_USER` (both in `global`), `USER`, or `me`.
-pub fn actor(global: &Global) -> String {
-    global
-        .as_user
-        .clone()
+/// `PSN_USER` from `config/hub.env`: who you are on company hubs, per machine.
+fn configured_user(root: &Path) -> Option<String> {
+    let hub_env = root.join("config").join("hub.env");
+    if !hub_env.is_file() {
+        return None;
+    }
+    read_env_file(&hub_env)
+        .ok()?
+        .get("PSN_USER")
+        .cloned()
+        .filter(|s| !s.trim().is_empty())
+}
+
+fn fallback_actor(configured: Option<String>) -> String {
+    configured
         .or_else(|| std::env::var("USER").ok())
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "me".to_string())
+}
+
+/// Who is acting: `--as` / `PSN_USER` (both in `global`), `PSN_USER` in the workspace's
+/// `config/hub.env`, `USER`, or `me`.
+pub fn actor(global: &Global) -> String {
+    if let Some(user) = global.as_user.clone().filter(|s| !s.trim().is_empty()) {
+        return user;
+    }
+    match Workspace::locate(global) {
+        Ok(ws) => ws.actor,
+        Err(_) => fallback_actor(None),
+    }
 }
 
 fn relative(root: &Path, path: &Path) -> String {

@@ -5,6 +5,8 @@ mod support;
 
 #[path = "cli/accounts.rs"]
 mod accounts;
+#[path = "cli/company.rs"]
+mod company;
 #[path = "cli/doctor.rs"]
 mod doctor;
 #[path = "cli/hub.rs"]

@@ -60,6 +60,11 @@ pub async fn run(global: &Global) -> CliResult {
                 Ok(hubs) => {
                     for entry in hubs {
                         checks.extend(check_hub(&entry.name, &entry.url, cipher.as_ref()).await);
+                        // Company hubs: the worker role too (it reads tokens and every alert).
+                        if let Some(worker_url) = &entry.worker_url {
+                            let name = format!("{} (worker role)", entry.name);
+                            checks.extend(check_hub(&name, worker_url, cipher.as_ref()).await);
+                        }
                     }
                 }
                 Err(e) => checks.push(fail("hubs", e.to_string())),
@@ -122,6 +127,13 @@ async fn check_hub(name: &str, url: &str, cipher: Option<&psn_store::TokenCipher
                 redact_url(url)
             ),
         )),
+        Ok(m) if !m.pending.is_empty() && hub.is_company() => out.push(warn(
+            label.clone(),
+            format!(
+                "schema {} of {}: pending migrations — ask an admin to run `psn hub migrate {name}`",
+                m.hub_version, m.psn_version
+            ),
+        )),
         Ok(m) if !m.pending.is_empty() => out.push(warn(
             label.clone(),
             format!(
@@ -166,7 +178,17 @@ async fn check_hub(name: &str, url: &str, cipher: Option<&psn_store::TokenCipher
                 }
                 Err(e) => out.push(fail(format!("{label} alerts"), e.to_string())),
             }
-            if let Some(cipher) = cipher {
+            if hub.is_company() {
+                match hub.check_isolation().await {
+                    Ok(()) => out.push(ok(
+                        format!("{label} isolation"),
+                        "row-level security forced on every team-scoped table; this role cannot bypass it",
+                    )),
+                    Err(e) => out.push(fail(format!("{label} isolation"), e.to_string())),
+                }
+            }
+            // The runtime role of a company hub never reads tokens: its worker-role check does.
+            if let Some(cipher) = cipher.filter(|_| !hub.is_company() || name.ends_with("(worker role)")) {
                 match hub.verify_cipher(cipher).await {
                     Ok(n) => out.push(ok(
                         format!("{label} tokens"),

@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod accounts;
+mod approvals;
 mod compose;
 mod doctor;
 mod hub;
@@ -9,6 +10,7 @@ mod manage;
 mod post;
 mod queue;
 mod show;
+mod team;
 mod worker;
 
 use crate::cli::{Cli, Command};
@@ -32,5 +34,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Cancel(args) => manage::cancel(g, args).await,
         Command::Retry(args) => manage::retry(g, args).await,
         Command::Edit(args) => manage::edit(g, args).await,
+        Command::Team(cmd) => team::run(g, cmd).await,
+        Command::Approvals => approvals::list(g).await,
+        Command::Approve(args) => approvals::approve(g, args).await,
+        Command::Reject(args) => approvals::reject(g, args).await,
     }
 }

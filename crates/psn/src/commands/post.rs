@@ -159,6 +159,13 @@ pub async fn run(global: &Global, args: PostArgs) -> CliResult {
             println!("A post with this idempotency key already exists; nothing new was created.");
         }
         print_post(&post, ws.tz);
+        if post.status == PostStatus::PendingApproval {
+            println!(
+                "It awaits approval: an editor or admin runs `psn --hub {} approve {}`.",
+                hub.name(),
+                post.id
+            );
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use chrono_tz::Tz;
 use psn_domain::PostId;
-use psn_store::Post;
+use psn_store::{Post, Review};
 
 use crate::cli::{Global, IdArg};
 use crate::error::{CliResult, invalid};
@@ -19,12 +19,41 @@ pub async fn run(global: &Global, args: IdArg) -> CliResult {
     let ws = Workspace::locate(global)?;
     let hub = ws.open_hub(&global.hub).await?;
     let post = hub.post_with_attempts(&id).await?;
+    // Company hubs: the approval decisions (the author sees why a post was rejected).
+    let reviews = if hub.is_company() {
+        hub.post_reviews(&id).await?
+    } else {
+        Vec::new()
+    };
     if global.json {
-        print_json(&post);
+        print_json(&ShowView {
+            post: &post,
+            reviews: &reviews,
+        });
     } else {
         print_post(&post, ws.tz);
+        for r in &reviews {
+            println!(
+                "  review:   {} by {} at {}{}",
+                r.decision,
+                r.decided_by,
+                local(r.decided_at, ws.tz),
+                r.reason
+                    .as_deref()
+                    .map(|reason| format!(": {reason}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct ShowView<'a> {
+    #[serde(flatten)]
+    post: &'a Post,
+    #[serde(skip_serializing_if = "<[Review]>::is_empty")]
+    reviews: &'a [Review],
 }
 
 /// The human view of a post.

@@ -31,7 +31,15 @@ async fn engine(ws: &Workspace, once: bool) -> CliResult<Engine> {
     let cipher = ws.cipher()?;
     let mut hubs = Vec::new();
     for entry in ws.hubs()? {
-        let hub = Hub::open(&entry.name, &entry.url).await?;
+        // Company hubs: the worker role, which sees every member's posts and reads tokens.
+        let url = match &entry.worker_url {
+            Some(url) => url,
+            None => &entry.url,
+        };
+        let hub = Hub::open(&entry.name, url).await?;
+        if hub.is_company() && entry.worker_url.is_none() {
+            tracing::warn!(hub = %entry.name, "company hub without WORKER_DATABASE_URL: the runtime role shows the worker nothing; add it to {}", entry.source);
+        }
         hubs.push(hub);
     }
     let config = EngineConfig {
