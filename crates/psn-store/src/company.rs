@@ -143,6 +143,7 @@ pub fn company_security_sql(
     let app = quote_ident(&roles.runtime);
     let worker = quote_ident(&roles.worker);
     let schema_q = quote_ident(schema);
+    let app_literal = format!("'{}'", roles.runtime.replace('\'', "''"));
     let mut sql = format!(
         r#"
 CREATE OR REPLACE FUNCTION psn_user() RETURNS text LANGUAGE sql STABLE
@@ -225,6 +226,24 @@ CREATE POLICY alerts_read ON alerts FOR SELECT TO {app} USING (
     OR psn_team_role() IN ('admin', 'editor'));
 CREATE POLICY alerts_update ON alerts FOR UPDATE TO {app}
     USING (psn_team_role() = 'admin') WITH CHECK (psn_team_role() = 'admin');
+
+-- An approved post's content is changed by editors and admins only: a contributor's edit
+-- would otherwise publish text nobody approved. (The policies see only the new row; this
+-- compares it with the old one.)
+CREATE OR REPLACE FUNCTION psn_guard_approved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user = {app_literal}
+       AND COALESCE(psn_team_role(), '') NOT IN ('admin', 'editor')
+       AND EXISTS (SELECT 1 FROM posts p WHERE p.id = NEW.post_id AND p.phase = 'scheduled')
+       AND NEW.segments IS DISTINCT FROM OLD.segments THEN
+        RAISE EXCEPTION 'an approved post is changed by editors and admins only; cancel it and post it again for approval'
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS psn_guard_approved ON deliveries;
+CREATE TRIGGER psn_guard_approved BEFORE UPDATE ON deliveries
+    FOR EACH ROW EXECUTE FUNCTION psn_guard_approved();
 
 GRANT USAGE ON SCHEMA {schema_q} TO {app}, {worker};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema_q} TO {worker};

@@ -667,6 +667,27 @@ async fn approvals_schedule_posts_and_record_who_decided() {
         .await
         .expect("erin approves");
     assert_eq!(approved.status, PostStatus::Scheduled);
+    // The author cannot change the approved text; an editor can.
+    let edit = |body: &str| psn_store::PostEdit {
+        body: body.to_string(),
+        language: None,
+        segments: vec![(Platform::X, vec![body.to_string()])],
+    };
+    let err = bob
+        .edit_post(&bob_post, &edit("unapproved words"), "bob")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Forbidden(_)) && err.to_string().contains("approved post"),
+        "{err}"
+    );
+    assert_eq!(
+        bob.post(&bob_post).await.unwrap().deliveries[0].segments,
+        approved.deliveries[0].segments
+    );
+    erin.edit_post(&bob_post, &edit("bob, copy-edited"), "erin")
+        .await
+        .expect("an editor edits");
     assert!(
         approved
             .deliveries

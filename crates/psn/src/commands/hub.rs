@@ -444,7 +444,6 @@ async fn prepare_company(
     database_url: Option<&str>,
     worker_url: Option<&str>,
 ) -> CliResult<(PlannedRole, PlannedRole, i64)> {
-    owner.migrate().await?;
     let database = owner.database_name().await?;
     let existing = owner.company_roles().await?;
     let (runtime_default, worker_default) = match &existing {
@@ -501,6 +500,8 @@ async fn prepare_company(
             roles.worker
         )));
     }
+    // Everything that can be refused was checked: now migrate as the owner and set up.
+    owner.migrate().await?;
     for role in missing {
         owner.ensure_login_role(&role.name, &role.password).await?;
     }

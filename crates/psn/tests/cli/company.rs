@@ -12,7 +12,7 @@ use crate::support::{DbGuard, TestWorkspace, access_token, block_on, execute_sql
 /// random names, dropped after the database, also when the test panics).
 struct CompanyDb {
     db: Option<DbGuard>,
-    roles: [String; 2],
+    roles: Vec<String>,
 }
 
 impl CompanyDb {
@@ -20,7 +20,7 @@ impl CompanyDb {
         let suffix = psn_store::random_password()[..12].to_string();
         CompanyDb {
             db: Some(DbGuard::new()),
-            roles: [
+            roles: vec![
                 format!("psn_cli_{suffix}_app"),
                 format!("psn_cli_{suffix}_worker"),
             ],
@@ -305,4 +305,90 @@ fn contributor_posts_editor_approves_worker_publishes() {
         "UPDATE psn_migrations SET version = -version WHERE version < 0",
     );
     ws.psn(&["--hub", "acme", "--as", "bob", "queue"]).ok();
+}
+
+/// Without role URLs, psn names the runtime and worker roles after the database, creates them
+/// with random passwords (the owner here may create roles), and writes their URLs.
+#[test]
+fn hub_add_creates_the_roles_when_the_owner_may() {
+    let mut company = CompanyDb::new();
+    let db_name = company.db.as_ref().unwrap().name().to_string();
+    company.roles = vec![
+        format!("psn_{db_name}_app"),
+        format!("psn_{db_name}_worker"),
+    ];
+    let ws = TestWorkspace::new();
+    let out = ws.psn(&[
+        "--as",
+        "alice",
+        "hub",
+        "add",
+        "acme",
+        "--owner-url",
+        &company.owner_url(),
+        "--json",
+    ]);
+    out.ok();
+    let added = out.json();
+    assert_eq!(added["runtime_role"], company.roles[0].as_str());
+    assert_eq!(added["worker_role"], company.roles[1].as_str());
+    let env = ws.read("config/connections/acme.env");
+    assert!(
+        env.contains(&format!("DATABASE_URL=postgres://{}:", company.roles[0])),
+        "{env}"
+    );
+    assert!(
+        !out.mentions(
+            env.lines()
+                .find(|l| l.starts_with("DATABASE_URL="))
+                .unwrap()
+        )
+    );
+    ws.psn(&["--hub", "acme", "--as", "alice", "team", "list"])
+        .ok()
+        .stdout_has("admin");
+    // A stranger sees no team and can do nothing.
+    let out = ws.psn(&["--hub", "acme", "--as", "mallory", "team", "list", "--json"]);
+    out.ok();
+    assert_eq!(out.json(), serde_json::json!([]));
+    ws.psn(&[
+        "--hub", "acme", "--as", "mallory", "team", "add", "mallory", "--role", "admin",
+    ])
+    .invalid("only admins");
+    // Adding the same database again elsewhere needs the existing roles' URLs.
+    let other = TestWorkspace::new();
+    other
+        .psn(&["hub", "add", "acme", "--owner-url", &company.owner_url()])
+        .invalid("already exists");
+}
+
+/// An owner without CREATEROLE gets the SQL to hand to a database administrator, and nothing
+/// is written.
+#[test]
+fn hub_add_prints_the_role_sql_when_the_owner_cannot_create_roles() {
+    let mut company = CompanyDb::new();
+    let owner = format!("{}_owner", company.roles[0]);
+    company.roles.push(owner.clone());
+    let admin = psn_store::testing::admin_url();
+    execute_sql(
+        &admin,
+        &format!("CREATE ROLE \"{owner}\" LOGIN NOCREATEROLE"),
+    );
+    execute_sql(
+        &company.owner_url(),
+        &format!("GRANT CREATE ON SCHEMA public TO \"{owner}\""),
+    );
+    let ws = TestWorkspace::new();
+    let out = ws.psn(&[
+        "hub",
+        "add",
+        "acme",
+        "--owner-url",
+        &url_with_user(&company.owner_url(), &owner, ""),
+    ]);
+    out.invalid("cannot create roles")
+        .stderr_has("CREATE ROLE")
+        .stderr_has("NOBYPASSRLS")
+        .stderr_has("--database-url");
+    assert!(!ws.path("config/connections/acme.env").exists());
 }
