@@ -775,6 +775,34 @@ impl Hub {
         self.post(id).await
     }
 
+    /// Submits a draft, or a rejected post after its author revised it (`psn edit`), for
+    /// approval. Only its author submits it.
+    pub async fn submit_post(&self, id: &PostId, actor: &str) -> Result<Post, StoreError> {
+        self.company_only("approvals")?;
+        self.ensure_writable()?;
+        let now = now_ms();
+        write_tx!(&self.backend, tx => {
+            let row: Option<(String, String)> =
+                sqlx::query_as("SELECT phase, created_by FROM posts WHERE id = $1")
+                    .bind(id.as_str()).fetch_optional(&mut *tx).await?;
+            let (phase, author) = row.ok_or_else(|| StoreError::NotFound { what: "post", id: id.to_string() })?;
+            if author != actor {
+                return Err(StoreError::Forbidden(format!(
+                    "only its author ({author}) submits post {id} for approval")));
+            }
+            let phase: PostStatus = phase.parse().map_err(StoreError::Corrupt)?;
+            let next = phase.apply(PostEvent::SubmitForApproval)?;
+            sqlx::query("UPDATE posts SET phase = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.as_str()).bind(next.as_str()).bind(now)
+                .execute(&mut *tx).await?;
+            refresh_post_status!(&mut *tx, id.as_str(), now);
+            audit(&mut *tx, actor, "post.submit_for_approval", "post", id.as_str(),
+                &serde_json::json!({"from": phase})).await?;
+            tx.commit().await?;
+        });
+        self.post(id).await
+    }
+
     /// The approval decisions on a post, oldest first.
     pub async fn post_reviews(&self, id: &PostId) -> Result<Vec<Review>, StoreError> {
         let rows: Vec<(String, String, Option<String>, i64)> = on_db!(&self.backend, db =>

@@ -97,6 +97,11 @@ pub enum Command {
         after_help = "Example:\n  psn --hub acme --as erin reject p_5x3k9q2m7r1a --reason \"Use the product's full name\""
     )]
     Reject(RejectArgs),
+    /// Submit a draft, or a rejected post you revised with `psn edit`, for approval (company hubs; its author only).
+    #[command(
+        after_help = "Example:\n  psn --hub acme --as bob edit p_5x3k9q2m7r1a \"Acme ships tomorrow\"\n  psn --hub acme --as bob submit p_5x3k9q2m7r1a"
+    )]
+    Submit(IdArg),
 }
 
 #[derive(Debug, Subcommand)]

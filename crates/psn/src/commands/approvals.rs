@@ -78,3 +78,18 @@ pub async fn reject(global: &Global, args: RejectArgs) -> CliResult {
     hub.close().await;
     Ok(())
 }
+
+pub async fn submit(global: &Global, args: IdArg) -> CliResult {
+    let id = parse_post_id(&args.id)?;
+    let ws = Workspace::locate(global)?;
+    let hub = ws.open_hub(&global.hub).await?;
+    let post = hub.submit_post(&id, &ws.actor).await?;
+    if global.json {
+        print_json(&post);
+    } else {
+        println!("Submitted for approval: an editor or admin runs `psn approve {id}`.");
+        print_post(&post, ws.tz);
+    }
+    hub.close().await;
+    Ok(())
+}

@@ -38,5 +38,6 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Approvals => approvals::list(g).await,
         Command::Approve(args) => approvals::approve(g, args).await,
         Command::Reject(args) => approvals::reject(g, args).await,
+        Command::Submit(args) => approvals::submit(g, args).await,
     }
 }

@@ -227,6 +227,25 @@ fn contributor_posts_editor_approves_worker_publishes() {
         .ok()
         .stdout_has("rejected by erin")
         .stdout_has("Typo: tomorrow");
+    // The author revises it and submits it again; only the author may.
+    ws.psn(&[
+        "--hub",
+        "acme",
+        "--as",
+        "bob",
+        "edit",
+        &second_id,
+        "Acme ships tomorrow",
+    ])
+    .ok();
+    ws.psn(&["--hub", "acme", "--as", "erin", "submit", &second_id])
+        .invalid("only its author");
+    let out = ws.psn(&[
+        "--hub", "acme", "--as", "bob", "submit", &second_id, "--json",
+    ]);
+    out.ok();
+    assert_eq!(out.json()["status"], "pending_approval");
+    assert_eq!(out.json()["text"], "Acme ships tomorrow");
 
     // The worker (its own role) publishes the approved post, once.
     worker().ok();
