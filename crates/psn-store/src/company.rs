@@ -406,13 +406,25 @@ impl Hub {
             return Ok(RoleOutcome::Existed);
         }
         let pool = self.owner_pool()?;
-        // Neither CREATE ROLE nor its password takes a bind parameter.
-        let sql = format!(
-            "CREATE ROLE {} LOGIN PASSWORD '{}' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
-            quote_ident(role),
-            password.replace('\'', "''")
-        );
-        pool.execute(sqlx::raw_sql(&sql)).await?;
+        // CREATE ROLE takes no bind parameters. The name and password travel as parameters
+        // into a transaction-local setting and are quoted by `format` on the server, so no
+        // statement text (which debug logs show) ever contains the password.
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "SELECT set_config('psn.new_role', $1, true), set_config('psn.new_password', $2, true)",
+        )
+        .bind(role)
+        .bind(password)
+        .execute(&mut *tx)
+        .await?;
+        (&mut *tx)
+            .execute(sqlx::raw_sql(
+                "DO $$ BEGIN EXECUTE format(\
+                 'CREATE ROLE %I LOGIN PASSWORD %L NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE', \
+                 current_setting('psn.new_role'), current_setting('psn.new_password')); END $$",
+            ))
+            .await?;
+        tx.commit().await?;
         Ok(RoleOutcome::Created)
     }
 
