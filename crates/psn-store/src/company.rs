@@ -247,6 +247,7 @@ CREATE TRIGGER psn_guard_approved BEFORE UPDATE ON deliveries
 
 GRANT USAGE ON SCHEMA {schema_q} TO {app}, {worker};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema_q} TO {worker};
+REVOKE INSERT, UPDATE, DELETE ON hub_meta, psn_migrations FROM {worker};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema_q} TO {app}, {worker};
 REVOKE ALL ON ALL TABLES IN SCHEMA {schema_q} FROM {app};
 GRANT SELECT ON hub_meta, psn_migrations, breakers, rate_budgets TO {app};
