@@ -247,6 +247,23 @@ fn contributor_posts_editor_approves_worker_publishes() {
     assert_eq!(out.json()["status"], "pending_approval");
     assert_eq!(out.json()["text"], "Acme ships tomorrow");
 
+    // Identity: `PSN_USER` beats the workspace's `config/hub.env`, which beats `$USER`.
+    ws.write("config/hub.env", "PSN_USER=erin\n");
+    let out = ws.psn(&["--hub", "acme", "approvals", "--json"]);
+    out.ok();
+    assert_eq!(
+        out.json().as_array().unwrap().len(),
+        1,
+        "erin sees the resubmitted post"
+    );
+    ws.cmd(["--hub", "acme", "approve", &second_id])
+        .env("PSN_USER", "bob")
+        .run()
+        .invalid("contributor");
+    std::fs::remove_file(ws.path("config/hub.env")).unwrap();
+    ws.psn(&["--hub", "acme", "team", "add", "x", "--role", "editor"])
+        .invalid("tester is not a member");
+
     // The worker (its own role) publishes the approved post, once.
     worker().ok();
     let published = fake.posts();
