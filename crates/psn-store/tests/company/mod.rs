@@ -564,10 +564,12 @@ async fn session_values_do_not_leak_between_members_on_a_shared_pool() {
             None => company.hub.clone(),
         };
         tasks.spawn(async move {
-            // A write transaction and a read, so both helpers run interleaved with the others.
+            // A write transaction (`write_tx!`) and reads (`on_db!`), interleaved with the
+            // other tasks' on the same pool.
             if let Some(u) = user {
-                hub.post_reviews(&expected[0]).await.expect("reviews");
-                let _ = u;
+                hub.reschedule_post(&expected[0], at(2 + (i % 5) as i64), u)
+                    .await
+                    .expect("reschedule own post");
             }
             let seen: Vec<PostId> = hub
                 .posts(&PostFilter::default())
