@@ -325,7 +325,7 @@ impl Hub {
                     .connect_with(options)
                     .await
                     .map_err(|e| StoreError::unreachable(name, url, e))?;
-                // The database says whether it is a company hub, not the local config, so a
+                // The database says whether it is a company hub, not the local config, so an
                 // edited connection file cannot switch the member context off.
                 if company::is_company_database(&pool).await? {
                     Backend::Company(CompanyPool { pool, user: None })

@@ -247,6 +247,23 @@ fn contributor_posts_editor_approves_worker_publishes() {
     assert_eq!(out.json()["status"], "pending_approval");
     assert_eq!(out.json()["text"], "Acme ships tomorrow");
 
+    // A member joins from another workspace with the runtime role's URL alone.
+    let bobs = TestWorkspace::new();
+    bobs.psn(&[
+        "hub",
+        "add",
+        "acme",
+        "--database-url",
+        &company.runtime_url(),
+    ])
+    .ok();
+    let out = bobs.psn(&["--hub", "acme", "--as", "bob", "approvals", "--json"]);
+    out.ok();
+    assert_eq!(out.json().as_array().unwrap().len(), 1);
+    bobs.psn(&["--as", "bob", "hub", "migrate", "acme"])
+        .ok()
+        .stdout_has("up to date");
+
     // Identity: `PSN_USER` beats the workspace's `config/hub.env`, which beats `$USER`.
     ws.write("config/hub.env", "PSN_USER=erin\n");
     let out = ws.psn(&["--hub", "acme", "approvals", "--json"]);
