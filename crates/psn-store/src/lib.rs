@@ -16,6 +16,7 @@ mod audit;
 pub mod crypto;
 mod engine;
 mod error;
+mod health;
 mod listen;
 mod migrate;
 mod posts;
@@ -39,6 +40,7 @@ pub use engine::{
     StepRecord,
 };
 pub use error::StoreError;
+pub use health::{CheckOutcome, StaleRefresh};
 pub use listen::HubListener;
 pub use migrate::{MigrationState, SCHEMA_VERSION};
 pub use posts::{

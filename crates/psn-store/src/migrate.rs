@@ -43,6 +43,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_claim_index.sql"),
         postgres: include_str!("../migrations/postgres/0004_claim_index.sql"),
     },
+    Migration {
+        version: 5,
+        name: "accounts",
+        sqlite: include_str!("../migrations/sqlite/0005_accounts.sql"),
+        postgres: include_str!("../migrations/postgres/0005_accounts.sql"),
+    },
 ];
 
 /// The newest schema version this psn knows.

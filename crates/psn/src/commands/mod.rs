@@ -1,11 +1,13 @@
 //! One module per command; `run` dispatches.
 
+mod account_health;
 mod accounts;
 mod compose;
 mod doctor;
 mod hub;
 pub(crate) mod init;
 mod manage;
+mod oauth_connect;
 mod post;
 mod queue;
 mod show;
