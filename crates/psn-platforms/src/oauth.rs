@@ -277,6 +277,19 @@ pub struct Endpoints {
     pub identity: String,
 }
 
+impl Endpoints {
+    /// Every endpoint of `provider` under one base URL (a fake or a proxy).
+    pub fn at(provider: &Provider, base: &str) -> Endpoints {
+        let base = base.trim().trim_end_matches('/');
+        Endpoints {
+            authorize: format!("{base}{}", provider.authorize_path),
+            token: format!("{base}{}", provider.token.1),
+            api: base.to_owned(),
+            identity: format!("{base}{}", provider.identity.1),
+        }
+    }
+}
+
 impl Provider {
     /// The endpoints to use. `instance` is the Mastodon instance URL (ignored elsewhere).
     pub fn endpoints(&self, instance: Option<&str>) -> Endpoints {
@@ -977,6 +990,7 @@ pub struct TokenKeeper {
     platform: Platform,
     client: reqwest::Client,
     credentials: Option<ClientCredentials>,
+    endpoints: Option<Endpoints>,
 }
 
 impl TokenKeeper {
@@ -985,7 +999,24 @@ impl TokenKeeper {
             platform,
             client: http::client(),
             credentials: None,
+            endpoints: None,
         }
+    }
+
+    /// Fixed endpoints instead of the defaults and `PSN_*_BASE_<PLATFORM>` (tests, proxies).
+    pub fn with_endpoints(mut self, endpoints: Endpoints) -> TokenKeeper {
+        self.endpoints = Some(endpoints);
+        self
+    }
+
+    fn endpoints_for(
+        &self,
+        provider: &Provider,
+        account: &crate::publish::AccountContext,
+    ) -> Endpoints {
+        self.endpoints
+            .clone()
+            .unwrap_or_else(|| provider.endpoints(Some(&account.service_url)))
     }
 
     /// The app credentials to refresh with (else they are read from the environment).
@@ -1042,7 +1073,7 @@ impl crate::publish::Publisher for TokenKeeper {
             operation: "token refresh",
             platform: self.platform,
         })?;
-        let endpoints = provider.endpoints(Some(&account.service_url));
+        let endpoints = self.endpoints_for(provider, account);
         let tokens = if self.platform == Platform::Threads {
             // Threads extends the long-lived token itself; it is stored as its own refresh
             // credential.
@@ -1086,7 +1117,7 @@ impl crate::publish::Publisher for TokenKeeper {
             operation: "identity check",
             platform: self.platform,
         })?;
-        let endpoints = provider.endpoints(Some(&account.service_url));
+        let endpoints = self.endpoints_for(provider, account);
         identity(&self.client, provider, &endpoints, &account.access_token.0).await
     }
 }
