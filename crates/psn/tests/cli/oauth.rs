@@ -597,3 +597,40 @@ fn doctor_flags_an_account_whose_refresh_has_not_succeeded_for_seven_days() {
         .stdout_has("no successful token refresh since")
         .stdout_has("psn accounts connect x");
 }
+
+#[test]
+fn no_token_in_a_postgresql_dump_or_debug_logs() {
+    let ws = TestWorkspace::new();
+    let db = crate::support::DbGuard::new();
+    ws.write("config/hub.env", &format!("DATABASE_URL={}\n", db.url()));
+    ws.set_mode("config/hub.env", 0o600);
+    let fake = FakeOAuth::start_in_thread(Platform::Youtube, "UC9", "tuber");
+    let port = free_port();
+    let mut run = Connecting::start_with(
+        &ws,
+        &fake,
+        Platform::Youtube,
+        port,
+        &[],
+        &[("PSN_LOG", "trace")],
+    );
+    let url = run.authorization_url();
+    assert_eq!(browse(&url).0, 200);
+    let out = run.finish();
+    out.ok();
+    assert_no_token(&fake, "stdout", &out.stdout);
+    assert_no_token(&fake, "trace logs", &out.stderr);
+    assert!(fake.issued_tokens().len() >= 2);
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--dbname", db.url()])
+        .output()
+        .expect("pg_dump (PostgreSQL client tools) is installed");
+    assert!(
+        dump.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("tuber"), "the dump has the account");
+    assert_no_token(&fake, "the PostgreSQL dump", &dump);
+}
