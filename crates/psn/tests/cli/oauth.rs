@@ -634,3 +634,46 @@ fn no_token_in_a_postgresql_dump_or_debug_logs() {
     assert!(dump.contains("tuber"), "the dump has the account");
     assert_no_token(&fake, "the PostgreSQL dump", &dump);
 }
+
+#[test]
+fn the_worker_refreshes_a_linkedin_token_with_the_app_credentials_from_keys_env() {
+    let ws = TestWorkspace::new();
+    let fake = FakeOAuth::start_in_thread(Platform::Linkedin, "li-3", "Worker Member");
+    connect(&ws, &fake, Platform::Linkedin, &[]).ok();
+    let id = ws.psn(&["accounts", "list", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // 31 days into a 60-day token.
+    let day = 24 * 3600 * 1000i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    execute_sql(
+        &ws.personal_url(),
+        &format!(
+            "UPDATE accounts SET created_at = {}, expires_at = {} WHERE id = '{id}'",
+            now - 31 * day,
+            now + 29 * day
+        ),
+    );
+    let keys = ws.read("config/keys.env");
+    ws.write(
+        "config/keys.env",
+        &format!(
+            "{keys}\nLINKEDIN_CLIENT_ID={CLIENT_ID}\nLINKEDIN_CLIENT_SECRET={CLIENT_SECRET}\n"
+        ),
+    );
+    ws.set_mode("config/keys.env", 0o600);
+    let base = fake.base_url();
+    let out = ws
+        .cmd(["worker", "--once"])
+        .env("PSN_AUTH_BASE_LINKEDIN", &base)
+        .env("PSN_API_BASE_LINKEDIN", &base)
+        .env("PSN_LOG", "debug")
+        .run();
+    out.ok();
+    assert_eq!(fake.refresh_grants(), 1, "{}", out.stderr);
+    assert_no_token(&fake, "worker logs", &out.stderr);
+    let list = ws.psn(&["accounts", "list", "--json"]).json();
+    assert!(list[0]["last_refresh_at"].is_string(), "{list}");
+    assert_eq!(list[0]["status"], "active");
+}
