@@ -51,6 +51,7 @@ pub struct OAuthRequest {
 
 #[derive(Debug)]
 struct CodeGrant {
+    scope: String,
     client_id: String,
     redirect_uri: String,
     challenge: Option<String>,
@@ -71,6 +72,8 @@ struct Inner {
     page_tokens: HashMap<String, String>,
     expires_in: u64,
     refresh_behavior: RefreshBehavior,
+    /// Scopes the user (or the app's approval state) does not grant.
+    withheld_scopes: Vec<String>,
     requests: Vec<OAuthRequest>,
     counter: u64,
     registered_redirects: Vec<String>,
@@ -146,6 +149,7 @@ impl FakeOAuth {
             page_tokens: HashMap::new(),
             expires_in: default_lifetime(platform),
             refresh_behavior: RefreshBehavior::Rotate,
+            withheld_scopes: Vec::new(),
             requests: Vec::new(),
             counter: 0,
             registered_redirects: Vec::new(),
@@ -210,6 +214,16 @@ impl FakeOAuth {
     /// The access token lifetime the token endpoint reports.
     pub fn set_expires_in(&self, seconds: u64) {
         self.inner.lock().unwrap().expires_in = seconds;
+    }
+
+    /// Grants every requested scope but this one (e.g. LinkedIn `w_organization_social` before
+    /// the app's Community Management API access is approved).
+    pub fn withhold_scope(&self, scope: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .withheld_scopes
+            .push(scope.to_owned());
     }
 
     pub fn set_refresh_behavior(&self, behavior: RefreshBehavior) {
@@ -489,6 +503,7 @@ fn authorize(inner: &mut Inner, provider: &Provider, q: &HashMap<String, String>
     inner.codes.insert(
         code.clone(),
         CodeGrant {
+            scope: q.get("scope").cloned().unwrap_or_default(),
             client_id,
             redirect_uri: redirect_uri.clone(),
             challenge,
@@ -579,7 +594,13 @@ fn token(
                 inner.platform,
                 Platform::Facebook | Platform::Instagram | Platform::Threads | Platform::Mastodon
             );
-            let body = inner.issue(with_refresh);
+            let mut body = inner.issue(with_refresh);
+            let granted: Vec<&str> = grant
+                .scope
+                .split([' ', ','])
+                .filter(|s| !s.is_empty() && !inner.withheld_scopes.iter().any(|w| w == s))
+                .collect();
+            body["scope"] = granted.join(" ").into();
             json(StatusCode::OK, body)
         }
         Some("refresh_token") => {

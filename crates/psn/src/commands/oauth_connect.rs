@@ -313,6 +313,22 @@ async fn finish(
                         "your Facebook login manages no Page: psn publishes to Pages, not personal profiles"
                     }));
                 }
+                None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    eprintln!("Which one should psn connect?");
+                    for (i, p) in candidates.iter().enumerate() {
+                        eprintln!("  {}. {}", i + 1, describe(p));
+                    }
+                    eprint!("Number: ");
+                    let line = read_line(timeout()).await?;
+                    let n: usize = line.trim().parse().unwrap_or(0);
+                    *candidates.get(n.wrapping_sub(1)).ok_or_else(|| {
+                        invalid(format!(
+                            "'{}' is not one of the numbers 1 to {}",
+                            line.trim(),
+                            candidates.len()
+                        ))
+                    })?
+                }
                 None => {
                     return Err(invalid(format!(
                         "you manage several; choose one with --page ID and run the command again: {}",

@@ -677,3 +677,36 @@ fn the_worker_refreshes_a_linkedin_token_with_the_app_credentials_from_keys_env(
     assert!(list[0]["last_refresh_at"].is_string(), "{list}");
     assert_eq!(list[0]["status"], "active");
 }
+
+#[test]
+fn linkedin_organization_access_is_pending_until_the_scope_is_granted() {
+    let ws = TestWorkspace::new();
+    let fake = FakeOAuth::start_in_thread(Platform::Linkedin, "li-org", "Org Admin");
+    fake.withhold_scope("w_organization_social");
+    let out = connect(&ws, &fake, Platform::Linkedin, &["--organization"]);
+    out.ok();
+    let a = out.json();
+    assert_eq!(
+        a["platform_status"]["organization_access"], "pending",
+        "{a}"
+    );
+    assert!(
+        a["platform_status"]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("Community Management API")
+    );
+    let list = ws.psn(&["accounts", "list"]);
+    list.ok()
+        .stdout_has("organization_access: pending")
+        .stdout_has("Community Management API");
+    // Approved: reconnecting records the access (same account).
+    let granted = FakeOAuth::start_in_thread(Platform::Linkedin, "li-org", "Org Admin");
+    let again = connect(&ws, &granted, Platform::Linkedin, &["--organization"]);
+    again.ok();
+    assert_eq!(again.json()["id"], a["id"]);
+    assert_eq!(
+        again.json()["platform_status"]["organization_access"],
+        "granted"
+    );
+}
