@@ -190,7 +190,8 @@ pub async fn connect(
         platform.display_name(),
         request.url
     );
-    if !args.no_browser && open_browser(&request.url) {
+    let opened = !args.no_browser && open_browser(&request.url);
+    if opened {
         eprintln!("(opened in your browser)");
     }
     let wait = timeout();
@@ -200,7 +201,21 @@ pub async fn connect(
                 "Waiting for the browser on {redirect_uri} (up to {} s)…",
                 wait.as_secs().max(1)
             );
-            wait_for_callback(listener, &request.state, wait).await?
+            if opened {
+                wait_for_callback(listener, &request.state, wait).await?
+            } else {
+                // No browser here: the approval may happen on another machine, whose browser
+                // cannot reach this listener. Accept a pasted address as well.
+                eprintln!(
+                    "(If you approve on another machine, paste the address its browser lands on here and press Enter.)"
+                );
+                tokio::select! {
+                    code = wait_for_callback(listener, &request.state, wait) => code?,
+                    line = pasted_forever() => {
+                        oauth::parse_callback(&line, &request.state).map_err(callback_error)?
+                    }
+                }
+            }
         }
         None => {
             eprintln!("Paste the address here and press Enter:");
@@ -421,7 +436,6 @@ async fn finish(
         }
         _ => {}
     }
-    let _ = global;
     Ok(Connected {
         account: NewAccount {
             platform,
@@ -482,12 +496,18 @@ fn open_browser(url: &str) -> bool {
         .is_ok()
 }
 
-async fn read_line(wait: Duration) -> CliResult<String> {
-    let task = tokio::task::spawn_blocking(|| {
+/// One line from stdin, read on its own thread (a pending read never holds up the exit).
+fn stdin_line() -> tokio::sync::oneshot::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line)
+        let _ = tx.send(std::io::stdin().read_line(&mut line).map(|_| line));
     });
-    match tokio::time::timeout(wait, task).await {
+    rx
+}
+
+async fn read_line(wait: Duration) -> CliResult<String> {
+    match tokio::time::timeout(wait, stdin_line()).await {
         Err(_) => Err(failed(
             "no address was pasted in time; run the command again",
         )),
@@ -495,6 +515,14 @@ async fn read_line(wait: Duration) -> CliResult<String> {
         Ok(_) => Err(invalid(
             "nothing was pasted: paste the whole address the browser was sent to (http://127.0.0.1:…/callback?code=…&state=…)",
         )),
+    }
+}
+
+/// A pasted address, for as long as it takes; an empty or closed stdin never answers.
+async fn pasted_forever() -> String {
+    match stdin_line().await {
+        Ok(Ok(line)) if !line.trim().is_empty() => line.trim().to_owned(),
+        _ => std::future::pending().await,
     }
 }
 

@@ -710,3 +710,18 @@ fn linkedin_organization_access_is_pending_until_the_scope_is_granted() {
         "granted"
     );
 }
+
+#[test]
+fn without_a_browser_the_listener_also_takes_a_pasted_address() {
+    let ws = TestWorkspace::new();
+    let fake = FakeOAuth::start_in_thread(Platform::Pinterest, "pin-5", "remote");
+    let mut run = Connecting::start(&ws, &fake, Platform::Pinterest, free_port(), &[]);
+    let url = run.authorization_url();
+    run.wait_for("another machine");
+    // Approved on another machine: its browser lands on an address this machine never sees.
+    let landed = redirect_target(&url);
+    run.paste(&landed);
+    let out = run.finish();
+    out.ok();
+    assert_eq!(out.json()["handle"], "remote");
+}
