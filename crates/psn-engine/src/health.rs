@@ -58,6 +58,15 @@ async fn check_account(ctx: &HubContext, id: &AccountId) -> Result<(), StoreErro
         Err(PublishError::NotSupported { .. }) => return Ok(()),
         Err(e) => classify_check(&e, &[tokens.access_token.expose()]),
     };
+    if matches!(outcome, CheckOutcome::Refused(_)) {
+        // Another worker may have refreshed the token while this one was checking it: only a
+        // refusal of the current token means the account needs re-authorization.
+        let current = ctx.hub.account_tokens(id, &ctx.cipher).await?;
+        if current.access_token.expose() != tokens.access_token.expose() {
+            tracing::debug!(account = %id, "the token changed during the health check; checking again next round");
+            return Ok(());
+        }
+    }
     match &outcome {
         CheckOutcome::Healthy => {
             tracing::debug!(account = %id, platform = %account.platform, "health check passed")
