@@ -10,6 +10,7 @@
 //! SQL and no platform HTTP.
 
 pub mod backoff;
+mod health;
 pub mod metrics;
 mod process;
 mod refresh;
@@ -26,6 +27,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+pub use health::classify_check;
 pub use metrics::Metrics;
 
 /// Tunables. Defaults suit production; tests shorten the delays.
@@ -60,6 +62,9 @@ pub struct EngineConfig {
     /// How long a worker holds an account's refresh before another may take it over; longer
     /// than a refresh call can take (`PSN_WORKER_REFRESH_LEASE_MS`).
     pub refresh_lease: Duration,
+    /// How often each account's token gets a lightweight identity check (weekly;
+    /// `PSN_WORKER_CHECK_EVERY_MS`). Checked during the refresh rounds.
+    pub check_every: Duration,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +84,7 @@ impl Default for EngineConfig {
             publish_budget: None,
             refresh_every: Duration::from_secs(60),
             refresh_lease: Duration::from_secs(300),
+            check_every: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -121,6 +127,9 @@ impl EngineConfig {
         if let Some(d) = ms("PSN_WORKER_REFRESH_LEASE_MS") {
             self.refresh_lease = d;
         }
+        if let Some(d) = ms("PSN_WORKER_CHECK_EVERY_MS") {
+            self.check_every = d;
+        }
         if let Some(n) = std::env::var("PSN_WORKER_CONCURRENCY")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -157,6 +166,9 @@ fn default_worker_id() -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     publishers: HashMap<Platform, Arc<dyn Publisher>>,
+    /// Token keepers for platforms without a publishing connector: used by the refresh and
+    /// health rounds only, never to claim deliveries.
+    keepers: HashMap<Platform, Arc<dyn Publisher>>,
 }
 
 impl Registry {
@@ -176,6 +188,33 @@ impl Registry {
     pub fn platforms(&self) -> Vec<Platform> {
         let mut p: Vec<Platform> = self.publishers.keys().copied().collect();
         p.sort();
+        p
+    }
+
+    /// Registers a connector that only refreshes and checks tokens (no publishing), for a
+    /// platform without a publisher. A publisher of the same platform takes precedence.
+    pub fn register_keeper(&mut self, keeper: Arc<dyn Publisher>) {
+        self.keepers.insert(keeper.platform(), keeper);
+    }
+
+    /// The connector that refreshes and checks `platform`'s tokens: its publisher, else its
+    /// keeper.
+    pub fn keeper(&self, platform: Platform) -> Option<&Arc<dyn Publisher>> {
+        self.publishers
+            .get(&platform)
+            .or_else(|| self.keepers.get(&platform))
+    }
+
+    /// Platforms whose tokens this registry can keep (publishers and keepers), in order.
+    pub fn kept_platforms(&self) -> Vec<Platform> {
+        let mut p: Vec<Platform> = self
+            .publishers
+            .keys()
+            .chain(self.keepers.keys())
+            .copied()
+            .collect();
+        p.sort();
+        p.dedup();
         p
     }
 }
@@ -284,9 +323,10 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
             next_refresh = Instant::now() + ctx_refresh_every(&ctx);
             if refreshing.as_ref().is_none_or(|t| t.is_finished()) {
                 let round = ctx.clone();
-                refreshing = Some(tokio::spawn(
-                    async move { refresh::run_round(&round).await },
-                ));
+                refreshing = Some(tokio::spawn(async move {
+                    refresh::run_round(&round).await;
+                    health::run_round(&round).await;
+                }));
             } else {
                 tracing::debug!(
                     hub = ctx.hub.name(),

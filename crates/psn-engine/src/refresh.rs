@@ -23,11 +23,11 @@ use crate::HubContext;
 /// Platforms whose connector can refresh tokens.
 fn refreshable(ctx: &HubContext) -> Vec<Platform> {
     ctx.registry
-        .platforms()
+        .kept_platforms()
         .into_iter()
         .filter(|p| {
             ctx.registry
-                .get(*p)
+                .keeper(*p)
                 .is_some_and(|publisher| publisher.capabilities().refresh)
         })
         .collect()
@@ -93,9 +93,15 @@ async fn refresh_claimed(ctx: &HubContext, id: &AccountId) -> Result<(), StoreEr
                 now,
             )
         });
+    let start = account.last_refresh_at.unwrap_or(account.created_at);
+    let still_due = still_due
+        && psn_platforms::oauth::refresh_allowed(
+            account.platform,
+            (now - start).to_std().unwrap_or_default(),
+        );
     let publisher = ctx
         .registry
-        .get(account.platform)
+        .keeper(account.platform)
         .filter(|p| p.capabilities().refresh);
     let Some(publisher) = publisher.filter(|_| still_due) else {
         // Refreshed by another worker meanwhile (or reconnected, or disconnected).

@@ -10,6 +10,7 @@
 //! error classification shared by connectors, and one module per platform. Connectors do
 //! network I/O but never touch the database and never retry on their own.
 
+pub mod oauth;
 pub mod publish;
 pub mod rules;
 

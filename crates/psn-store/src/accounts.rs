@@ -75,6 +75,12 @@ pub struct Account {
     pub expires_at: Option<DateTime<Utc>>,
     pub last_refresh_at: Option<DateTime<Utc>>,
     pub last_check_at: Option<DateTime<Utc>>,
+    /// Why the last health check failed (cleared by the next successful one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_check_error: Option<String>,
+    /// What the platform allows this account (e.g. TikTok unaudited, LinkedIn organization
+    /// access pending, X API tier): a JSON object, `{}` when nothing is known.
+    pub platform_status: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
@@ -89,11 +95,13 @@ struct AccountRow {
     expires_at: Option<i64>,
     last_refresh_at: Option<i64>,
     last_check_at: Option<i64>,
+    last_check_error: Option<String>,
+    platform_status: String,
     created_at: i64,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, platform, handle, external_id, service_url, status, \
-    expires_at, last_refresh_at, last_check_at, created_at";
+    expires_at, last_refresh_at, last_check_at, last_check_error, platform_status, created_at";
 
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
@@ -117,6 +125,9 @@ impl TryFrom<AccountRow> for Account {
             expires_at: r.expires_at.map(from_ms),
             last_refresh_at: r.last_refresh_at.map(from_ms),
             last_check_at: r.last_check_at.map(from_ms),
+            last_check_error: r.last_check_error,
+            platform_status: serde_json::from_str(&r.platform_status)
+                .unwrap_or_else(|_| serde_json::json!({})),
             created_at: from_ms(r.created_at),
         })
     }

@@ -17,6 +17,7 @@ mod company;
 pub mod crypto;
 mod engine;
 mod error;
+mod health;
 mod listen;
 mod migrate;
 mod posts;
@@ -44,6 +45,7 @@ pub use engine::{
     StepRecord,
 };
 pub use error::StoreError;
+pub use health::{CheckOutcome, StaleRefresh};
 pub use listen::HubListener;
 pub use migrate::{MigrationState, SCHEMA_VERSION, known_versions};
 pub use posts::{

@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0004_claim_index.sql"),
     },
     Migration {
+        version: 5,
+        name: "accounts",
+        sqlite: include_str!("../migrations/sqlite/0005_accounts.sql"),
+        postgres: include_str!("../migrations/postgres/0005_accounts.sql"),
+    },
+    Migration {
         version: 7,
         name: "company",
         sqlite: include_str!("../migrations/sqlite/0007_company.sql"),

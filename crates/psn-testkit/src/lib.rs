@@ -11,6 +11,7 @@
 //! with the control endpoints under `/_fake/` (see [`x`]).
 
 pub mod mastodon;
+pub mod oauth;
 mod rng;
 mod server;
 pub mod x;

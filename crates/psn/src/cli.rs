@@ -192,11 +192,25 @@ pub enum HubCommand {
 pub enum AccountsCommand {
     /// List connected accounts (never shows a token).
     List,
-    /// Connect an account. Headless: --token-stdin (JSON), or for Bluesky --handle with --app-password-stdin.
+    /// Connect an account: OAuth in the browser (X, LinkedIn, Instagram, Facebook, Threads, TikTok, YouTube, Pinterest, Mastodon), an app password (Bluesky), or headless with --token-stdin.
     #[command(
-        after_help = "Examples:\n  echo '{\"access_token\":\"…\",\"refresh_token\":\"…\",\"expires_in\":7200,\"account_id\":\"123\",\"handle\":\"me\"}' | psn accounts connect x --token-stdin\n  echo \"$APP_PASSWORD\" | psn accounts connect bluesky --handle me.bsky.social --app-password-stdin\n  echo '{\"access_token\":\"…\",\"account_id\":\"1\",\"handle\":\"me\"}' | psn accounts connect mastodon --instance https://mastodon.social --token-stdin"
+        after_help = "Examples:\n  psn accounts connect x\n  psn accounts connect mastodon --instance https://mastodon.social\n  psn accounts connect facebook --page 1234567890\n  psn accounts connect linkedin --organization\n  psn accounts connect youtube --no-browser --paste   # approve on another machine, paste the address\n  echo '{\"access_token\":\"…\",\"refresh_token\":\"…\",\"expires_in\":7200,\"account_id\":\"123\",\"handle\":\"me\"}' | psn accounts connect x --token-stdin\n  echo \"$APP_PASSWORD\" | psn accounts connect bluesky --handle me.bsky.social --app-password-stdin\n  echo '{\"access_token\":\"…\",\"account_id\":\"1\",\"handle\":\"me\"}' | psn accounts connect mastodon --instance https://mastodon.social --token-stdin"
     )]
     Connect(ConnectArgs),
+    /// Make a lightweight identity call per account (or one) and record the result.
+    #[command(
+        after_help = "Examples:\n  psn accounts check\n  psn accounts check a_5x3k9q2m7r1a --json\n\nExit 1 when any account's token was refused or its platform could not be reached."
+    )]
+    Check {
+        /// The account id (a_…); default: every connected account.
+        id: Option<String>,
+    },
+    /// Re-encrypt every stored token under a new key (one transaction per hub) and write the
+    /// new key to config/keys.env.
+    #[command(
+        after_help = "Example:\n  psn accounts rotate-key\n\nBack up config/keys.env afterwards: the old key no longer opens anything."
+    )]
+    RotateKey,
     /// Disconnect an account and erase its tokens.
     Disconnect {
         id: String,
@@ -224,6 +238,27 @@ pub struct ConnectArgs {
     /// Mastodon instance URL.
     #[arg(long)]
     pub instance: Option<String>,
+    /// The port of the one-shot OAuth callback listener on 127.0.0.1 (the app's redirect URI is
+    /// http://127.0.0.1:PORT/callback).
+    #[arg(
+        long,
+        env = "PSN_OAUTH_PORT",
+        default_value_t = 18923,
+        value_name = "PORT"
+    )]
+    pub callback_port: u16,
+    /// Do not open a browser; print the authorization address only.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Paste the address the browser was sent to instead of listening for it.
+    #[arg(long)]
+    pub paste: bool,
+    /// Facebook / Instagram: the Page (or Instagram account) to connect, by id or name.
+    #[arg(long, value_name = "ID")]
+    pub page: Option<String>,
+    /// LinkedIn: also ask for organization page posting (needs the Community Management API).
+    #[arg(long)]
+    pub organization: bool,
 }
 
 /// What a post says and where it goes: shared by `post` and `validate`.

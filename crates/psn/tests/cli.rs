@@ -15,6 +15,8 @@ mod hub;
 mod init;
 #[path = "cli/manage.rs"]
 mod manage;
+#[path = "cli/oauth.rs"]
+mod oauth;
 #[path = "cli/post.rs"]
 mod post;
 #[path = "cli/queue.rs"]

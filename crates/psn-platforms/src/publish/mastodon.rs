@@ -307,6 +307,20 @@ impl Publisher for MastodonPublisher {
         });
         Ok(found.map(Status::published))
     }
+
+    async fn identity(
+        &self,
+        account: &AccountContext,
+    ) -> Result<crate::oauth::Identity, PublishError> {
+        let root = Self::api_root(account)?;
+        crate::oauth::identity_at(
+            &self.client,
+            Platform::Mastodon,
+            &format!("{root}/api/v1/accounts/verify_credentials"),
+            &account.access_token.0,
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -169,4 +169,16 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
             platform: self.platform(),
         })
     }
+
+    /// A lightweight call that proves the token works and says whose it is (health checks).
+    async fn identity(
+        &self,
+        account: &AccountContext,
+    ) -> Result<crate::oauth::Identity, PublishError> {
+        let _ = account;
+        Err(PublishError::NotSupported {
+            operation: "identity check",
+            platform: self.platform(),
+        })
+    }
 }

@@ -322,6 +322,19 @@ impl Publisher for XPublisher {
             expires_in: tokens.expires_in.map(std::time::Duration::from_secs),
         })
     }
+
+    async fn identity(
+        &self,
+        account: &AccountContext,
+    ) -> Result<crate::oauth::Identity, PublishError> {
+        crate::oauth::identity_at(
+            &self.client,
+            Platform::X,
+            &format!("{}/2/users/me", self.base_url),
+            &account.access_token.0,
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! `psn accounts list | connect | disconnect`. This module handles the headless connection
-//! (tokens on stdin); tokens go from stdin straight into [`Secret`]s and are sealed by the
-//! store. Nothing here prints a token.
+//! `psn accounts list | connect | check | rotate-key | disconnect`. This module handles the
+//! headless connection (tokens on stdin; tokens go from stdin straight into [`Secret`]s and are
+//! sealed by the store) and dispatches OAuth connections to `oauth_connect`, checks and key
+//! rotation to `account_health`. Nothing here prints a token.
 
 use std::io::Read;
 
@@ -43,23 +44,51 @@ pub async fn run(global: &Global, cmd: AccountsCommand) -> CliResult {
             } else if accounts.is_empty() {
                 println!("No accounts yet. Connect one with `psn accounts connect <platform>`.");
             } else {
-                let mut t = table(&["ID", "PLATFORM", "HANDLE", "STATUS", "EXPIRES"]);
+                let mut t = table(&[
+                    "ID",
+                    "PLATFORM",
+                    "HANDLE",
+                    "STATUS",
+                    "EXPIRES",
+                    "LAST REFRESH",
+                    "LAST CHECK",
+                    "PLATFORM STATUS",
+                ]);
                 for a in &accounts {
+                    let when = |t: Option<chrono::DateTime<Utc>>, none: &str| {
+                        t.map(|t| local(t, ws.tz)).unwrap_or_else(|| none.into())
+                    };
+                    let check = match (&a.last_check_error, a.last_check_at) {
+                        (Some(_), Some(t)) => format!("{} (failed)", local(t, ws.tz)),
+                        (_, t) => when(t, "never"),
+                    };
                     t.add_row(vec![
                         a.id.to_string(),
                         a.platform.display_name().to_string(),
                         a.handle.clone(),
                         a.status.as_str().to_string(),
-                        a.expires_at
-                            .map(|t| local(t, ws.tz))
-                            .unwrap_or_else(|| "never".into()),
+                        when(a.expires_at, "never"),
+                        when(a.last_refresh_at, "-"),
+                        check,
+                        super::account_health::platform_status_summary(&a.platform_status),
                     ]);
                 }
                 println!("{t}");
+                for a in &accounts {
+                    if let Some(why) = a
+                        .platform_status
+                        .get("explanation")
+                        .and_then(|v| v.as_str())
+                    {
+                        println!("{} {}: {why}", a.platform.display_name(), a.handle);
+                    }
+                }
             }
             Ok(())
         }
         AccountsCommand::Connect(args) => connect(global, &ws, args).await,
+        AccountsCommand::Check { id } => super::account_health::check(global, &ws, id).await,
+        AccountsCommand::RotateKey => super::account_health::rotate_key(global, &ws).await,
         AccountsCommand::Disconnect { id, cancel_pending } => {
             let id: AccountId = id
                 .parse()
@@ -103,21 +132,29 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
         .platform
         .parse()
         .map_err(|e: psn_domain::platform::UnknownPlatform| invalid(e.to_string()))?;
+    let mut platform_status = None;
     let new = if platform == Platform::Bluesky && !args.token_stdin {
-        if !args.app_password_stdin {
-            return Err(invalid(
-                "connect Bluesky with an app password: echo \"$APP_PASSWORD\" | psn accounts connect bluesky --handle you.bsky.social --app-password-stdin",
-            ));
-        }
-        let handle = args
-            .handle
+        let interactive = !args.app_password_stdin;
+        let handle = match args.handle.as_deref() {
+            Some(h) => Some(h.to_string()),
+            None if interactive => Some(prompt("Bluesky handle (you.bsky.social): ", false)?),
+            None => None,
+        };
+        let handle = handle
             .as_deref()
             .map(|h| h.trim().trim_start_matches('@').to_string())
             .filter(|h| h.contains('.'))
             .ok_or_else(|| {
                 invalid("--handle is required for Bluesky (e.g. --handle you.bsky.social)")
             })?;
-        let password = Secret::new(read_stdin()?.trim());
+        let password = if interactive {
+            Secret::new(prompt(
+                "App password (create one at https://bsky.app/settings/app-passwords): ",
+                true,
+            )?)
+        } else {
+            Secret::new(read_stdin()?.trim())
+        };
         if password.is_empty() {
             return Err(invalid("no app password on stdin"));
         }
@@ -196,16 +233,52 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
             created_by: actor(global),
         }
     } else {
-        return Err(invalid(format!(
-            "interactive OAuth for {} is not available in this version; connect headlessly with --token-stdin (see `psn accounts connect --help`)",
-            platform.display_name()
-        )));
+        // Fail on a bad key or hub before the user goes through the browser.
+        ws.cipher()?;
+        let (new, status) = super::oauth_connect::connect(global, ws, platform, &args).await?;
+        platform_status = Some(status);
+        new
     };
     let cipher = ws.cipher()?;
     let hub = ws.open_hub(&global.hub).await?;
-    let (account, created) = hub.upsert_account(&new, &cipher).await?;
+    let (mut account, created) = hub.upsert_account(&new, &cipher).await?;
+    if let Some(status) = platform_status {
+        hub.set_platform_status(&account.id, &status).await?;
+        account = hub.account(&account.id).await?;
+    }
     print_connected(global, &account, created);
     Ok(())
+}
+
+/// Asks on stderr and reads one line from stdin (`secret`: without echo on a terminal).
+fn prompt(question: &str, secret: bool) -> CliResult<String> {
+    use std::io::{IsTerminal, Write};
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let tty = secret && std::io::stdin().is_terminal();
+    let stty = |arg: &str| {
+        if let Ok(tty) = std::fs::File::open("/dev/tty") {
+            let _ = std::process::Command::new("stty")
+                .arg(arg)
+                .stdin(tty)
+                .status();
+        }
+    };
+    if tty {
+        stty("-echo");
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if tty {
+        stty("echo");
+        eprintln!();
+    }
+    read.map_err(|e| invalid(format!("cannot read stdin: {e}")))?;
+    let line = line.trim().to_string();
+    if line.is_empty() {
+        return Err(invalid("nothing was entered"));
+    }
+    Ok(line)
 }
 
 fn print_connected(global: &Global, account: &Account, created: bool) {
@@ -246,7 +319,7 @@ fn redact_quoted(msg: &str) -> String {
     out
 }
 
-fn normalize_url(url: &str) -> CliResult<String> {
+pub(crate) fn normalize_url(url: &str) -> CliResult<String> {
     let url = url.trim().trim_end_matches('/');
     if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
         return Err(invalid(format!(

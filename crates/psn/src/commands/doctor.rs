@@ -56,6 +56,7 @@ pub async fn run(global: &Global) -> CliResult {
                     None
                 }
             };
+            checks.extend(app_credentials(&ws));
             match ws.hubs() {
                 Ok(hubs) => {
                     for entry in hubs {
@@ -161,6 +162,23 @@ async fn check_hub(name: &str, url: &str, cipher: Option<&psn_store::TokenCipher
                 }
                 Err(e) => out.push(fail(format!("{label} token refresh"), e.to_string())),
             }
+            match hub.stale_refreshes(chrono::Utc::now(), STALE_REFRESH).await {
+                Ok(stale) => {
+                    for s in stale {
+                        out.push(fail(
+                            format!("{label} token {} {}", s.platform, s.handle),
+                            format!(
+                                "no successful token refresh since {} (due since {}){}: check that a worker runs, or reconnect with `psn accounts connect {}`",
+                                s.since.format("%Y-%m-%d %H:%M UTC"),
+                                s.due_since.format("%Y-%m-%d %H:%M UTC"),
+                                s.last_error.map(|e| format!("; last error: {e}")).unwrap_or_default(),
+                                s.platform
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => out.push(fail(format!("{label} token refresh"), e.to_string())),
+            }
             match hub.open_alerts().await {
                 Ok(alerts) => {
                     for a in alerts.iter().take(20) {
@@ -201,6 +219,60 @@ async fn check_hub(name: &str, url: &str, cipher: Option<&psn_store::TokenCipher
         Err(e) => out.push(fail(label.clone(), e.to_string())),
     }
     hub.close().await;
+    out
+}
+
+/// A refresh due this long without succeeding fails `psn doctor`.
+const STALE_REFRESH: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Which OAuth app credentials are set (environment or config/keys.env), and where to get the
+/// missing ones.
+fn app_credentials(ws: &Workspace) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for platform in psn_domain::Platform::ALL {
+        let Some(provider) = psn_platforms::oauth::provider(platform) else {
+            continue;
+        };
+        if provider.client_id_env.is_empty() || !seen.insert(provider.client_id_env) {
+            continue;
+        }
+        let label = format!(
+            "app {}",
+            provider
+                .client_id_env
+                .trim_end_matches("_CLIENT_ID")
+                .trim_end_matches("_CLIENT_KEY")
+                .trim_end_matches("_APP_ID")
+                .to_ascii_lowercase()
+        );
+        match super::oauth_connect::client_credentials(Some(&ws.config_dir()), provider) {
+            Some(c) if !provider.secret_required || c.secret.is_some() => {
+                out.push(ok(label, format!("{} set", provider.client_id_env)))
+            }
+            Some(_) => out.push(warn(
+                label,
+                format!(
+                    "{} is missing (needed by `psn accounts connect`): get it at {}",
+                    provider.client_secret_env, provider.console
+                ),
+            )),
+            None => out.push(warn(
+                label,
+                format!(
+                    "{}{} not set (needed by `psn accounts connect {}`): get them at {}",
+                    provider.client_id_env,
+                    if provider.secret_required {
+                        format!(" and {}", provider.client_secret_env)
+                    } else {
+                        String::new()
+                    },
+                    platform,
+                    provider.console
+                ),
+            )),
+        }
+    }
     out
 }
 

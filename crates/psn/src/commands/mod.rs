@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches.
 
+mod account_health;
 mod accounts;
 mod approvals;
 mod compose;
@@ -7,6 +8,7 @@ mod doctor;
 mod hub;
 pub(crate) mod init;
 mod manage;
+mod oauth_connect;
 mod post;
 mod queue;
 mod show;

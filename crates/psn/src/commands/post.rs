@@ -90,6 +90,7 @@ pub async fn run(global: &Global, args: PostArgs) -> CliResult {
     let mut resolved = Vec::new();
     for target in &composed.targets {
         let account = resolve(&accounts, target)?;
+        super::account_health::enforce_platform_status(account)?;
         if !resolved
             .iter()
             .any(|(a, _): &(&Account, _)| a.id == account.id)

@@ -47,7 +47,8 @@ async fn engine(ws: &Workspace, once: bool) -> CliResult<Engine> {
         ..EngineConfig::default()
     }
     .with_env_overrides();
-    let registry = registry();
+    let mut registry = registry();
+    super::account_health::add_keepers(&mut registry, Some(ws));
     tracing::info!(
         hubs = hubs.len(),
         worker = %config.worker_id,

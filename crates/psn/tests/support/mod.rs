@@ -130,6 +130,11 @@ impl Run {
         self
     }
 
+    /// The command itself, for tests that drive the process (stdin, stderr) as it runs.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
     pub fn run(mut self) -> Out {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         self.cmd.stdin(if self.stdin.is_some() {
