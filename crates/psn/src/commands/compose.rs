@@ -140,10 +140,8 @@ fn media_file(path: &Path, alt: Option<String>) -> CliResult<MediaFile> {
     Ok(MediaFile {
         path,
         summary: MediaSummary {
-            kind,
-            bytes: meta.len(),
-            duration_secs: None,
             alt,
+            ..MediaSummary::new(kind, meta.len())
         },
     })
 }
