@@ -17,6 +17,7 @@ pub mod crypto;
 mod engine;
 mod error;
 mod listen;
+mod media;
 mod migrate;
 mod posts;
 mod refresh;
@@ -40,7 +41,8 @@ pub use engine::{
 };
 pub use error::StoreError;
 pub use listen::HubListener;
-pub use migrate::{MigrationState, SCHEMA_VERSION};
+pub use media::{MediaCleanup, MediaRecord, NewMedia, OrphanContainer};
+pub use migrate::{MigrationState, SCHEMA_VERSION, migration_versions};
 pub use posts::{
     Attempt, CreateOutcome, Delivery, NewDelivery, NewPost, Post, PostEdit, PostFilter,
 };

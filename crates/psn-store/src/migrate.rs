@@ -43,10 +43,21 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_claim_index.sql"),
         postgres: include_str!("../migrations/postgres/0004_claim_index.sql"),
     },
+    Migration {
+        version: 6,
+        name: "media",
+        sqlite: include_str!("../migrations/sqlite/0006_media.sql"),
+        postgres: include_str!("../migrations/postgres/0006_media.sql"),
+    },
 ];
 
 /// The newest schema version this psn knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// Every schema version this psn knows, in order (numbers may have gaps).
+pub fn migration_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
 
 /// `pg_advisory_lock` key for migrations ("psn-migrate" as a number).
 const MIGRATION_LOCK_KEY: i64 = 0x7073_6e2d_6d69_6772;
