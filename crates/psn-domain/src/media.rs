@@ -17,9 +17,9 @@ impl MediaKind {
     /// The kind implied by a file name's extension, if psn knows it.
     pub fn from_extension(ext: &str) -> Option<MediaKind> {
         match ext.to_ascii_lowercase().as_str() {
-            "jpg" | "jpeg" | "png" | "webp" | "heic" => Some(MediaKind::Image),
+            "jpg" | "jpeg" | "png" | "webp" | "heic" | "heif" => Some(MediaKind::Image),
             "gif" => Some(MediaKind::Gif),
-            "mp4" | "mov" | "m4v" | "webm" => Some(MediaKind::Video),
+            "mp4" | "mov" | "m4v" | "webm" | "mkv" | "avi" => Some(MediaKind::Video),
             _ => None,
         }
     }

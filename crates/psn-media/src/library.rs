@@ -59,14 +59,14 @@ impl Prepared {
     }
 
     /// A copy converted to H.264/AAC MP4 with `ffmpeg`, in a temporary folder until stored.
-    pub async fn transcode(self, ffmpeg: &Path) -> Result<Prepared, MediaError> {
+    pub fn transcode(self, ffmpeg: &Path) -> Result<Prepared, MediaError> {
         let Content::File(input) = &self.content else {
             return Err(MediaError::Tool("only videos are transcoded".into()));
         };
         let temp = tempfile::tempdir().map_err(|e| MediaError::io("temporary folder", e))?;
         let output = temp.path().join("transcoded.mp4");
-        transcode_h264(ffmpeg, input, &output).await?;
-        let probe = probe_file(&output, None).await?;
+        transcode_h264(ffmpeg, input, &output)?;
+        let probe = probe_file(&output, None)?;
         let sha256 = hash_file(&output)?;
         Ok(Prepared {
             probe,
@@ -143,8 +143,8 @@ impl Library {
 
     /// Probes `path`, strips an image's metadata in memory and hashes the result. Writes
     /// nothing.
-    pub async fn prepare(path: &Path, ffprobe: Option<&Path>) -> Result<Prepared, MediaError> {
-        let mut probe = probe_file(path, ffprobe).await?;
+    pub fn prepare(path: &Path, ffprobe: Option<&Path>) -> Result<Prepared, MediaError> {
+        let mut probe = probe_file(path, ffprobe)?;
         let source = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let original_name = path
             .file_name()

@@ -208,7 +208,7 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> MediaError {
 
 /// Probes a file in process (and through ffprobe for containers psn cannot read itself, when
 /// `ffprobe` is given). Checks that the extension agrees with the content.
-pub async fn probe_file(path: &Path, ffprobe: Option<&Path>) -> Result<Probe, MediaError> {
+pub fn probe_file(path: &Path, ffprobe: Option<&Path>) -> Result<Probe, MediaError> {
     let meta = std::fs::metadata(path).map_err(|e| invalid(path, e))?;
     if !meta.is_file() {
         return Err(invalid(path, "not a file"));
@@ -284,7 +284,7 @@ pub async fn probe_file(path: &Path, ffprobe: Option<&Path>) -> Result<Probe, Me
         }
         Format::Webm | Format::Matroska | Format::Avi => {
             if let Some(ffprobe) = ffprobe {
-                crate::transcode::ffprobe_into(ffprobe, path, &mut probe).await?;
+                crate::transcode::ffprobe_into(ffprobe, path, &mut probe)?;
             } else if format != Format::Webm {
                 return Err(invalid(
                     path,

@@ -48,12 +48,8 @@ fn ratio(s: &str) -> Option<f64> {
 }
 
 /// Fills `probe` from `ffprobe -show_streams -show_format`.
-pub async fn ffprobe_into(
-    ffprobe: &Path,
-    path: &Path,
-    probe: &mut Probe,
-) -> Result<(), MediaError> {
-    let out = tokio::process::Command::new(ffprobe)
+pub fn ffprobe_into(ffprobe: &Path, path: &Path, probe: &mut Probe) -> Result<(), MediaError> {
+    let out = std::process::Command::new(ffprobe)
         .args([
             "-v",
             "error",
@@ -64,7 +60,6 @@ pub async fn ffprobe_into(
         ])
         .arg(path)
         .output()
-        .await
         .map_err(|e| MediaError::Tool(format!("cannot run {}: {e}", ffprobe.display())))?;
     if !out.status.success() {
         return Err(MediaError::Invalid(format!(
@@ -104,8 +99,8 @@ pub async fn ffprobe_into(
 
 /// Transcodes `input` to H.264 video and AAC audio in MP4 (`output`), with the index at the
 /// front so platforms can start processing while downloading.
-pub async fn transcode_h264(ffmpeg: &Path, input: &Path, output: &Path) -> Result<(), MediaError> {
-    let out = tokio::process::Command::new(ffmpeg)
+pub fn transcode_h264(ffmpeg: &Path, input: &Path, output: &Path) -> Result<(), MediaError> {
+    let out = std::process::Command::new(ffmpeg)
         .args(["-nostdin", "-v", "error", "-y", "-i"])
         .arg(input)
         .args([
@@ -130,7 +125,6 @@ pub async fn transcode_h264(ffmpeg: &Path, input: &Path, output: &Path) -> Resul
         ])
         .arg(output)
         .output()
-        .await
         .map_err(|e| MediaError::Tool(format!("cannot run {}: {e}", ffmpeg.display())))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);

@@ -71,7 +71,7 @@ async fn jpeg_metadata_is_stripped_and_the_pixels_are_unchanged() {
         assert!(contains(&dirty, needle), "the fixture carries its metadata");
     }
     let original = write(dir.path(), "generated.jpg", &dirty);
-    let prepared = Library::prepare(&original, None).await.unwrap();
+    let prepared = Library::prepare(&original, None).unwrap();
     assert_eq!(prepared.probe.format, Format::Jpeg);
     assert_eq!(
         (prepared.probe.width, prepared.probe.height),
@@ -120,7 +120,7 @@ async fn png_metadata_is_stripped_and_the_pixels_are_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let dirty = testing::png_with_metadata(&png(40, 30));
     let original = write(dir.path(), "chart.png", &dirty);
-    let prepared = Library::prepare(&original, None).await.unwrap();
+    let prepared = Library::prepare(&original, None).unwrap();
     let stored = Library::new(dir.path().join("media"))
         .store(&prepared)
         .unwrap();
@@ -151,12 +151,8 @@ async fn the_same_content_is_stored_once() {
     );
     let b = write(dir.path(), "b.jpg", &jpeg(8, 8));
     let library = Library::new(dir.path().join("media"));
-    let first = library
-        .store(&Library::prepare(&a, None).await.unwrap())
-        .unwrap();
-    let second = library
-        .store(&Library::prepare(&b, None).await.unwrap())
-        .unwrap();
+    let first = library.store(&Library::prepare(&a, None).unwrap()).unwrap();
+    let second = library.store(&Library::prepare(&b, None).unwrap()).unwrap();
     assert!(first.new);
     assert!(
         !second.new,
@@ -180,7 +176,7 @@ async fn mp4_and_mov_are_probed_in_process() {
             ..Mp4Spec::default()
         }),
     );
-    let p = probe_file(&mp4, None).await.unwrap();
+    let p = probe_file(&mp4, None).unwrap();
     assert_eq!(p.format, Format::Mp4);
     assert_eq!(p.kind(), MediaKind::Video);
     assert_eq!(p.mime(), "video/mp4");
@@ -204,7 +200,7 @@ async fn mp4_and_mov_are_probed_in_process() {
             ..Mp4Spec::default()
         }),
     );
-    let p = probe_file(&mov, None).await.unwrap();
+    let p = probe_file(&mov, None).unwrap();
     assert_eq!(p.format, Format::Mov);
     assert_eq!(p.mime(), "video/quicktime");
     assert_eq!(
@@ -221,41 +217,36 @@ async fn mp4_and_mov_are_probed_in_process() {
 async fn bad_files_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let empty = write(dir.path(), "empty.jpg", b"");
-    assert_invalid(probe_file(&empty, None).await, "empty (0 bytes)");
+    assert_invalid(probe_file(&empty, None), "empty (0 bytes)");
 
     let movie = testing::mp4(&Mp4Spec {
         mdat_bytes: 4096,
         ..Mp4Spec::default()
     });
     let truncated = write(dir.path(), "cut.mp4", &movie[..movie.len() - 1000]);
-    assert_invalid(probe_file(&truncated, None).await, "truncated");
+    assert_invalid(probe_file(&truncated, None), "truncated");
 
     // Only the file type box: the movie header never made it.
     let no_moov = write(dir.path(), "header-only.mp4", &movie[..24]);
-    assert_invalid(probe_file(&no_moov, None).await, "no movie header");
+    assert_invalid(probe_file(&no_moov, None), "no movie header");
 
     let jpeg_bytes = jpeg(16, 16);
     let cut_jpeg = write(dir.path(), "cut.jpg", &jpeg_bytes[..jpeg_bytes.len() / 2]);
-    assert_invalid(probe_file(&cut_jpeg, None).await, "truncated");
+    assert_invalid(probe_file(&cut_jpeg, None), "truncated");
 
     let png_bytes = png(16, 16);
     let cut_png = write(dir.path(), "cut.png", &png_bytes[..png_bytes.len() - 20]);
-    assert!(
-        probe_file(&cut_png, None)
-            .await
-            .unwrap_err()
-            .is_invalid_input()
-    );
+    assert!(probe_file(&cut_png, None).unwrap_err().is_invalid_input());
 
     let renamed = write(dir.path(), "photo.png", &jpeg_bytes);
-    assert_invalid(probe_file(&renamed, None).await, "rename it to photo.jpg");
+    assert_invalid(probe_file(&renamed, None), "rename it to photo.jpg");
 
     let text = write(
         dir.path(),
         "notes.mp4",
         b"these are not the frames you are looking for",
     );
-    assert_invalid(probe_file(&text, None).await, "not an image or video");
+    assert_invalid(probe_file(&text, None), "not an image or video");
 
     let audio_only = write(
         dir.path(),
@@ -265,21 +256,21 @@ async fn bad_files_are_refused_with_a_reason() {
             ..Mp4Spec::default()
         }),
     );
-    assert_invalid(probe_file(&audio_only, None).await, "no video track");
+    assert_invalid(probe_file(&audio_only, None), "no video track");
 
     let heic = write(
         dir.path(),
         "phone.heic",
         b"\0\0\0\x18ftypheic\0\0\0\0mif1heic",
     );
-    assert_invalid(Library::prepare(&heic, None).await, "convert it to JPEG");
+    assert_invalid(Library::prepare(&heic, None), "convert it to JPEG");
 
     let mkv = write(
         dir.path(),
         "clip.mkv",
         b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01matroska......",
     );
-    assert_invalid(probe_file(&mkv, None).await, "install ffmpeg");
+    assert_invalid(probe_file(&mkv, None), "install ffmpeg");
 }
 
 #[test]
@@ -312,7 +303,7 @@ async fn a_public_base_url_names_the_library_file() {
     let dir = tempfile::tempdir().unwrap();
     let original = write(dir.path(), "a.jpg", &jpeg(8, 8));
     let stored = Library::new(dir.path().join("media"))
-        .store(&Library::prepare(&original, None).await.unwrap())
+        .store(&Library::prepare(&original, None).unwrap())
         .unwrap();
     let public = PublicMedia::from_vars(&|k| {
         (k == "PSN_MEDIA_PUBLIC_BASE_URL").then(|| "https://social.example.com/psn".to_string())
@@ -390,7 +381,7 @@ async fn s3_uploads_once_and_presigned_links_serve_the_stored_bytes() {
         &testing::jpeg_with_metadata(&jpeg(32, 32)),
     );
     let stored = Library::new(dir.path().join("media"))
-        .store(&Library::prepare(&original, None).await.unwrap())
+        .store(&Library::prepare(&original, None).unwrap())
         .unwrap();
     let first = public.url_for(&stored.path, "image/jpeg").await.unwrap();
     assert!(first.uploaded);

@@ -257,6 +257,8 @@ impl Hub {
             "deliveries",
             "delivery_attempts",
             "audit_log",
+            "media",
+            "post_media",
         ] {
             let sql = format!("SELECT COUNT(*) FROM {table}");
             let n: i64 = on_db!(&self.backend, db => sqlx::query_scalar(&sql).fetch_one(db).await?);

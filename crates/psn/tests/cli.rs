@@ -13,6 +13,8 @@ mod hub;
 mod init;
 #[path = "cli/manage.rs"]
 mod manage;
+#[path = "cli/media.rs"]
+mod media;
 #[path = "cli/post.rs"]
 mod post;
 #[path = "cli/queue.rs"]

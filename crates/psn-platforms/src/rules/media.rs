@@ -511,6 +511,14 @@ pub fn needs_transcode(platform: Platform, m: &MediaSummary) -> bool {
 
 const TRANSCODE_HINT: &str = "psn converts it to H.264/AAC MP4 when ffmpeg is installed (apt-get install ffmpeg), or convert it yourself: ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p -c:a aac -movflags +faststart OUT.mp4";
 
+/// The per-file rules alone (size, duration, format, aspect ratio, frame rate, resolution),
+/// for checking files before they are attached to a post.
+pub fn check_files(platform: Platform, media: &[MediaSummary]) -> Vec<RuleIssue> {
+    let mut issues = Vec::new();
+    file_issues(platform, media, &mut issues);
+    issues
+}
+
 /// Size, duration, format, aspect ratio, frame rate and resolution of each file.
 fn file_issues(platform: Platform, media: &[MediaSummary], issues: &mut Vec<RuleIssue>) {
     let l = file_limits(platform);

@@ -6,6 +6,7 @@ mod doctor;
 mod hub;
 pub(crate) mod init;
 mod manage;
+pub(crate) mod media;
 mod post;
 mod queue;
 mod show;
@@ -32,5 +33,6 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Cancel(args) => manage::cancel(g, args).await,
         Command::Retry(args) => manage::retry(g, args).await,
         Command::Edit(args) => manage::edit(g, args).await,
+        Command::Media(cmd) => media::run(g, cmd).await,
     }
 }
