@@ -198,6 +198,22 @@ pub fn png_with_metadata(png: &[u8]) -> Vec<u8> {
     image.encoder().bytes().to_vec()
 }
 
+/// `webp` with an `EXIF` (GPS) and an `XMP ` chunk added (the VP8X header is added or updated).
+pub fn webp_with_metadata(webp: &[u8]) -> Vec<u8> {
+    use img_parts::ImageEXIF;
+    use img_parts::riff::{RiffChunk, RiffContent};
+    let mut image =
+        img_parts::webp::WebP::from_bytes(Bytes::copy_from_slice(webp)).expect("a WebP");
+    image.set_exif(Some(Bytes::from(exif_payload()[6..].to_vec())));
+    let mut xmp = b"<x:xmpmeta>".to_vec();
+    xmp.extend_from_slice(XMP_TEXT);
+    image.chunks_mut().push(RiffChunk::new(
+        *b"XMP ",
+        RiffContent::Data(Bytes::from(xmp)),
+    ));
+    image.encoder().bytes().to_vec()
+}
+
 /// True when `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

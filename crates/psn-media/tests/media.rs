@@ -142,6 +142,33 @@ async fn png_metadata_is_stripped_and_the_pixels_are_unchanged() {
 }
 
 #[tokio::test]
+async fn webp_metadata_is_stripped_and_the_pixels_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plain = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(rgb_image(20, 10))
+        .write_to(&mut plain, image::ImageFormat::WebP)
+        .unwrap();
+    let dirty = testing::webp_with_metadata(plain.get_ref());
+    assert!(contains(&dirty, testing::GPS_TEXT) && contains(&dirty, testing::XMP_TEXT));
+    let original = write(dir.path(), "sticker.webp", &dirty);
+    let prepared = Library::prepare(&original, None).unwrap();
+    assert_eq!(prepared.probe.format, Format::Webp);
+    assert_eq!(
+        (prepared.probe.width, prepared.probe.height),
+        (Some(20), Some(10))
+    );
+    let stored = Library::new(dir.path().join("media"))
+        .store(&prepared)
+        .unwrap();
+    let clean = std::fs::read(&stored.path).unwrap();
+    assert!(!contains(&clean, testing::GPS_TEXT));
+    assert!(!contains(&clean, testing::XMP_TEXT));
+    assert!(!contains(&clean, b"EXIF") && !contains(&clean, b"XMP "));
+    assert_eq!(pixels(&clean), pixels(&dirty));
+    assert_eq!(pixels(&clean), pixels(plain.get_ref()));
+}
+
+#[tokio::test]
 async fn the_same_content_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let a = write(
