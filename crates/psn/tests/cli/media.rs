@@ -481,3 +481,75 @@ fn the_worker_deletes_unattached_media_after_the_grace_period() {
     assert!(all[0]["deleted_at"].is_string());
     assert!(photo.is_file(), "the user's original is never deleted");
 }
+
+/// ffmpeg is not installed on the test machines, so a stand-in script plays its part: it
+/// records its arguments and writes a real H.264/AAC MP4 to the output path it was given.
+#[test]
+fn a_video_is_transcoded_when_ffmpeg_is_installed() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = TestWorkspace::new();
+    ws.connect_x("1001", "alice");
+    let dir = ws.path("incoming");
+    let converted = write(
+        &dir,
+        "converted.mp4",
+        &testing::mp4(&Mp4Spec {
+            width: 1280,
+            height: 720,
+            duration_secs: 8,
+            ..Mp4Spec::default()
+        }),
+    );
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let args_file = dir.join("ffmpeg-args");
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" > '{}'\nfor last; do :; done\ncp '{}' \"$last\"\n",
+        args_file.display(),
+        converted.display()
+    );
+    let ffmpeg = bin.join("ffmpeg");
+    std::fs::write(&ffmpeg, script).unwrap();
+    std::fs::set_permissions(&ffmpeg, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let webm = write(
+        &dir,
+        "clip.webm",
+        b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm\x42\x87\x81\x02....",
+    );
+    let out = ws
+        .cmd([
+            "post",
+            "Hi",
+            "--to",
+            "x",
+            "--now",
+            "--json",
+            "--media",
+            webm.to_str().unwrap(),
+        ])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .run();
+    out.ok().stderr_has("converting");
+    let post = out.json();
+    let media = &post["media"][0];
+    assert_eq!(media["mime"], "video/mp4");
+    assert_eq!(media["video_codec"], "h264");
+    assert_eq!(media["audio_codec"], "aac");
+    assert_eq!(media["duration_secs"], 8.0);
+    let stored = PathBuf::from(media["path"].as_str().unwrap());
+    assert!(stored.starts_with(ws.path("content/media")));
+    assert_eq!(
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&converted).unwrap()
+    );
+    let args = std::fs::read_to_string(&args_file).unwrap();
+    for expected in [
+        "-c:v libx264",
+        "-c:a aac",
+        "-movflags +faststart",
+        "-map_metadata -1",
+    ] {
+        assert!(args.contains(expected), "{expected} in {args}");
+    }
+    assert!(args.contains(webm.to_str().unwrap()));
+}
