@@ -216,7 +216,7 @@ start_cluster() {
 
 # --- the S3-compatible server (moto) -------------------------------------------------------
 
-S3_VENV=${PSN_TEST_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/psn-test/moto}
+S3_VENV=${PSN_TEST_S3_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/psn-test/moto}
 S3_FIRST_PORT=55700
 
 ensure_moto() {
