@@ -14,6 +14,12 @@
 #     which is created if missing.
 #   * stopped and deleted when the script exits, whatever the outcome.
 #
+# The media tests need an S3-compatible server. If PSN_TEST_S3_URL is set, it is used as is.
+# Otherwise this script runs moto in server mode on a free loopback port (55700 upward) for the
+# run: installed with pip into a virtualenv under ${XDG_CACHE_HOME:-~/.cache}/psn-test/moto
+# (override with PSN_TEST_S3_VENV); as root without python3-venv, `apt-get install
+# python3-venv` first. Stopped when the script exits.
+#
 # Then runs `cargo test --workspace --locked "$@"` and exits with cargo's exit code
 # (`scripts/test.sh -p psn-domain` tests just that package).
 
@@ -67,10 +73,20 @@ as_pg() { # run a server command as the cluster owner, from a directory it can r
 	fi
 }
 
+S3_PID=""
+S3_LOG=""
+
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
 	local status=$?
 	set +e
+	if [[ -n $S3_PID ]]; then
+		kill "$S3_PID" 2>/dev/null
+		wait "$S3_PID" 2>/dev/null
+	fi
+	if [[ -n $S3_LOG ]]; then
+		rm -f "$S3_LOG"
+	fi
 	if [[ -n $PG_TMP && -d $PG_TMP ]]; then
 		if [[ $status -ne 0 && -n ${CI:-} && -s $PG_TMP/postgres.log ]]; then
 			log "last lines of the PostgreSQL server log:"
@@ -198,6 +214,56 @@ start_cluster() {
 	fi
 }
 
+# --- the S3-compatible server (moto) -------------------------------------------------------
+
+S3_VENV=${PSN_TEST_S3_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/psn-test/moto}
+S3_FIRST_PORT=55700
+
+ensure_moto() {
+	[[ -x $S3_VENV/bin/moto_server ]] && return 0
+	if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+		if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+			log "python3 venv support is missing; installing python3-venv (apt-get)"
+			export DEBIAN_FRONTEND=noninteractive
+			apt-get update -q >&2 || die "apt-get update failed"
+			apt-get install -y -q --no-install-recommends python3-venv >&2 ||
+				die "apt-get install python3-venv failed"
+		else
+			die "the S3 tests need python3 with venv (sudo apt-get install python3-venv), or set PSN_TEST_S3_URL"
+		fi
+	fi
+	log "installing moto (an S3-compatible test server) into $S3_VENV"
+	rm -rf "$S3_VENV"
+	python3 -m venv "$S3_VENV" >&2 || die "python3 -m venv $S3_VENV failed"
+	"$S3_VENV/bin/pip" install -q 'moto[server]>=5,<6' >&2 || die "pip install moto[server] failed"
+}
+
+start_s3() {
+	ensure_moto
+	local port=$S3_FIRST_PORT tries=0 i
+	while port_in_use "$port"; do
+		port=$((port + 1))
+		tries=$((tries + 1))
+		((tries < PORT_TRIES)) || die "no free port for the S3 server from $S3_FIRST_PORT"
+	done
+	S3_LOG=$(mktemp "${TMPDIR:-/tmp}/psn-test-s3.XXXXXX")
+	"$S3_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$S3_LOG" 2>&1 &
+	S3_PID=$!
+	for ((i = 1; ; i++)); do
+		port_in_use "$port" && break
+		if ! kill -0 "$S3_PID" 2>/dev/null; then
+			cat "$S3_LOG" >&2
+			die "the S3 server (moto) exited at start"
+		fi
+		((i < READY_TRIES)) || {
+			cat "$S3_LOG" >&2
+			die "the S3 server (moto) did not start listening on port $port"
+		}
+		sleep 0.5
+	done
+	export PSN_TEST_S3_URL="http://127.0.0.1:$port"
+}
+
 # --- main -----------------------------------------------------------------------------------
 
 trap cleanup EXIT
@@ -215,6 +281,14 @@ else
 fi
 export PSN_TEST_DATABASE_URL
 log "using $summary"
+
+if [[ -n ${PSN_TEST_S3_URL:-} ]]; then
+	log "using the S3-compatible server at $PSN_TEST_S3_URL"
+else
+	start_s3
+	log "started moto (S3-compatible) at $PSN_TEST_S3_URL"
+fi
+export PSN_TEST_S3_URL
 
 # The whole workspace, unless the caller picked packages (`-p psn-domain`): cargo ignores -p
 # next to --workspace.

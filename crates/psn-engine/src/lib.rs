@@ -11,6 +11,7 @@
 
 pub mod backoff;
 mod health;
+pub mod media;
 pub mod metrics;
 mod process;
 mod refresh;
@@ -65,6 +66,13 @@ pub struct EngineConfig {
     /// How often each account's token gets a lightweight identity check (weekly;
     /// `PSN_WORKER_CHECK_EVERY_MS`). Checked during the refresh rounds.
     pub check_every: Duration,
+    /// Media lifecycle: a file whose posts were all published is deleted this long after the
+    /// last publication (`PSN_MEDIA_KEEP_DAYS`, default 7 days); a file no post uses, this
+    /// long after it was added (`PSN_WORKER_MEDIA_UNATTACHED_MS`, default 24 h); rounds run
+    /// this often (`PSN_WORKER_MEDIA_EVERY_MS`, default 1 h, and once when a hub loop starts).
+    pub media_keep_published: Duration,
+    pub media_keep_unattached: Duration,
+    pub media_every: Duration,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +93,9 @@ impl Default for EngineConfig {
             refresh_every: Duration::from_secs(60),
             refresh_lease: Duration::from_secs(300),
             check_every: Duration::from_secs(7 * 24 * 3600),
+            media_keep_published: Duration::from_secs(7 * 24 * 3600),
+            media_keep_unattached: Duration::from_secs(24 * 3600),
+            media_every: Duration::from_secs(3600),
         }
     }
 }
@@ -129,6 +140,18 @@ impl EngineConfig {
         }
         if let Some(d) = ms("PSN_WORKER_CHECK_EVERY_MS") {
             self.check_every = d;
+        }
+        if let Some(d) = ms("PSN_WORKER_MEDIA_UNATTACHED_MS") {
+            self.media_keep_unattached = d;
+        }
+        if let Some(d) = ms("PSN_WORKER_MEDIA_EVERY_MS") {
+            self.media_every = d;
+        }
+        if let Some(days) = std::env::var("PSN_MEDIA_KEEP_DAYS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            self.media_keep_published = Duration::from_secs(days * 24 * 3600);
         }
         if let Some(n) = std::env::var("PSN_WORKER_CONCURRENCY")
             .ok()
@@ -313,6 +336,7 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
     // at a time, the first when the loop starts.
     let mut refreshing: Option<JoinHandle<()>> = None;
     let mut next_refresh = Instant::now();
+    let mut next_media = Instant::now();
     tracing::info!(hub = ctx.hub.name(), worker = %ctx.config.worker_id, "worker serving hub");
     loop {
         if *shutdown.borrow() {
@@ -332,6 +356,12 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
                     hub = ctx.hub.name(),
                     "the previous token refresh round is still running"
                 );
+            }
+        }
+        if Instant::now() >= next_media {
+            next_media = Instant::now() + ctx.config.media_every.max(Duration::from_millis(100));
+            if let Err(e) = media::run_round(&ctx.hub, &ctx.config, Utc::now()).await {
+                tracing::warn!(hub = ctx.hub.name(), error = %e, "media lifecycle round failed; will try again");
             }
         }
         let now = Utc::now();
@@ -390,6 +420,7 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
         }
         sleep = sleep.min(
             next_refresh
+                .min(next_media)
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(5)),
         );

@@ -5,12 +5,7 @@ use psn_domain::{MediaKind, MediaSummary, Platform};
 use psn_platforms::{ValidationReport, ValidationRequest, measure, validate};
 
 fn media(kind: MediaKind) -> MediaSummary {
-    MediaSummary {
-        kind,
-        bytes: 1000,
-        duration_secs: None,
-        alt: None,
-    }
+    MediaSummary::new(kind, 1000)
 }
 
 fn images(n: usize) -> Vec<MediaSummary> {
@@ -625,4 +620,133 @@ fn report_serializes_to_json() {
     assert_eq!(json["unit"], "graphemes");
     assert_eq!(json["issues"][0]["rule"], "bluesky.length");
     assert_eq!(json["segments"].as_array().unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------- per-file media rules
+
+fn probed_video(codec: &str, audio: Option<&str>, mime: &str, secs: f64) -> MediaSummary {
+    MediaSummary {
+        duration_secs: Some(secs),
+        mime: Some(mime.into()),
+        width: Some(1080),
+        height: Some(1920),
+        video_codec: Some(codec.into()),
+        audio_codec: audio.map(Into::into),
+        frame_rate: Some(30.0),
+        ..MediaSummary::new(MediaKind::Video, 5_000_000)
+    }
+}
+
+#[test]
+fn video_duration_limits() {
+    let long = vec![probed_video("h264", Some("aac"), "video/mp4", 141.0)];
+    assert_eq!(
+        rules(&check(with_media(Platform::X, "hi", &long))),
+        vec!["x.video_duration"]
+    );
+    let ok = vec![probed_video("h264", Some("aac"), "video/mp4", 140.0)];
+    assert!(check(with_media(Platform::X, "hi", &ok)).valid);
+    let short = vec![probed_video("h264", Some("aac"), "video/mp4", 2.0)];
+    assert_eq!(
+        rules(&check(ok_request(Platform::Tiktok, "hi", &short))),
+        vec!["tiktok.video_duration"]
+    );
+}
+
+#[test]
+fn video_codecs_and_containers() {
+    let webm = vec![probed_video("vp9", Some("opus"), "video/webm", 10.0)];
+    let r = check(with_media(Platform::X, "hi", &webm));
+    assert_eq!(rules(&r), vec!["x.video_format"]);
+    assert!(
+        r.issues[0].message.contains("ffmpeg"),
+        "{}",
+        r.issues[0].message
+    );
+    // TikTok takes VP9 in WebM; Mastodon and YouTube take anything.
+    assert!(check(ok_request(Platform::Tiktok, "hi", &webm)).valid);
+    assert!(check(ok_request(Platform::Mastodon, "hi", &webm)).valid);
+    assert!(check(ok_request(Platform::Youtube, "hi", &webm)).valid);
+    let mpeg4 = vec![probed_video("mpeg4", Some("aac"), "video/mp4", 10.0)];
+    assert_eq!(
+        rules(&check(ok_request(Platform::Instagram, "hi", &mpeg4))),
+        vec!["instagram.video_format"]
+    );
+    assert!(psn_platforms::rules::media::needs_transcode(
+        Platform::Instagram,
+        &mpeg4[0]
+    ));
+    let hevc = vec![probed_video("hevc", Some("aac"), "video/quicktime", 10.0)];
+    assert!(check(ok_request(Platform::Instagram, "hi", &hevc)).valid);
+    assert_eq!(
+        rules(&check(with_media(Platform::X, "hi", &hevc))),
+        vec!["x.video_format"]
+    );
+    // Nothing known about the codec: not judged.
+    let unknown = vec![MediaSummary {
+        mime: Some("video/mp4".into()),
+        ..media(MediaKind::Video)
+    }];
+    assert!(check(with_media(Platform::X, "hi", &unknown)).valid);
+}
+
+#[test]
+fn sizes_aspect_ratios_frame_rates_and_resolution() {
+    let big_video = vec![MediaSummary {
+        bytes: 600 * 1024 * 1024,
+        ..probed_video("h264", Some("aac"), "video/mp4", 10.0)
+    }];
+    assert_eq!(
+        rules(&check(with_media(Platform::X, "hi", &big_video))),
+        vec!["x.video_size"]
+    );
+    let big_image = vec![MediaSummary {
+        bytes: 6 * 1024 * 1024,
+        mime: Some("image/jpeg".into()),
+        ..media(MediaKind::Image)
+    }];
+    assert_eq!(
+        rules(&check(with_media(Platform::X, "hi", &big_image))),
+        vec!["x.image_size"]
+    );
+    let wide = vec![MediaSummary {
+        width: Some(3000),
+        height: Some(1000),
+        mime: Some("image/jpeg".into()),
+        ..media(MediaKind::Image)
+    }];
+    assert_eq!(
+        rules(&check(ok_request(Platform::Instagram, "hi", &wide))),
+        vec!["instagram.aspect_ratio"]
+    );
+    let png = vec![MediaSummary {
+        mime: Some("image/png".into()),
+        ..media(MediaKind::Image)
+    }];
+    assert_eq!(
+        rules(&check(ok_request(Platform::Instagram, "hi", &png))),
+        vec!["instagram.image_format"]
+    );
+    let slow = vec![MediaSummary {
+        frame_rate: Some(15.0),
+        ..probed_video("h264", Some("aac"), "video/mp4", 10.0)
+    }];
+    assert_eq!(
+        rules(&check(ok_request(Platform::Tiktok, "hi", &slow))),
+        vec!["tiktok.frame_rate"]
+    );
+    let tiny = vec![MediaSummary {
+        width: Some(320),
+        height: Some(240),
+        ..probed_video("h264", Some("aac"), "video/mp4", 10.0)
+    }];
+    assert_eq!(
+        rules(&check(ok_request(Platform::Tiktok, "hi", &tiny))),
+        vec!["tiktok.resolution"]
+    );
+    let gif = vec![media(MediaKind::Gif)];
+    assert_eq!(
+        rules(&check(ok_request(Platform::Instagram, "hi", &gif))),
+        vec!["instagram.image_format"]
+    );
 }

@@ -19,6 +19,7 @@ mod engine;
 mod error;
 mod health;
 mod listen;
+mod media;
 mod migrate;
 mod posts;
 mod refresh;
@@ -47,7 +48,8 @@ pub use engine::{
 pub use error::StoreError;
 pub use health::{CheckOutcome, StaleRefresh};
 pub use listen::HubListener;
-pub use migrate::{MigrationState, SCHEMA_VERSION, known_versions};
+pub use media::{MediaCleanup, MediaRecord, NewMedia, OrphanContainer};
+pub use migrate::{MigrationState, SCHEMA_VERSION, migration_versions};
 pub use posts::{
     Attempt, CreateOutcome, Delivery, NewDelivery, NewPost, Post, PostEdit, PostFilter,
 };
@@ -448,6 +450,8 @@ impl Hub {
             "deliveries",
             "delivery_attempts",
             "audit_log",
+            "media",
+            "post_media",
         ] {
             let sql = format!("SELECT COUNT(*) FROM {table}");
             let n: i64 = on_db!(&self.backend, db => sqlx::query_scalar(&sql).fetch_one(db).await?);

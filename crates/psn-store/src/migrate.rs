@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0005_accounts.sql"),
     },
     Migration {
+        version: 6,
+        name: "media",
+        sqlite: include_str!("../migrations/sqlite/0006_media.sql"),
+        postgres: include_str!("../migrations/postgres/0006_media.sql"),
+    },
+    Migration {
         version: 7,
         name: "company",
         sqlite: include_str!("../migrations/sqlite/0007_company.sql"),
@@ -61,7 +67,7 @@ const MIGRATIONS: &[Migration] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// Every version this psn knows, in order (versions may have gaps).
-pub fn known_versions() -> Vec<i64> {
+pub fn migration_versions() -> Vec<i64> {
     MIGRATIONS.iter().map(|m| m.version).collect()
 }
 

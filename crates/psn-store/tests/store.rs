@@ -44,6 +44,7 @@ conformance_suite!(
     post_transitions,
     audit_trail_records_changes,
     no_plaintext_token_at_rest,
+    media_lifecycle,
 );
 
 /// SQLite-only properties of the hub's database and connections.

@@ -102,6 +102,9 @@ pub enum Command {
         after_help = "Example:\n  psn --hub acme --as bob edit p_5x3k9q2m7r1a \"Acme ships tomorrow\"\n  psn --hub acme --as bob submit p_5x3k9q2m7r1a"
     )]
     Submit(IdArg),
+    /// The media library: files stored cleaned (no EXIF/GPS, XMP, IPTC, C2PA) under content/media/.
+    #[command(subcommand)]
+    Media(MediaCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +135,49 @@ pub struct RejectArgs {
     /// Why, for the author.
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MediaCommand {
+    /// Add files: probe, check, strip metadata and store them by content hash (originals stay untouched).
+    #[command(
+        after_help = "Examples:\n  psn media add photo.jpg clip.mp4\n  psn media add reel.mov --to instagram,tiktok   # also check them against these platforms\n  psn media add generated.png --json"
+    )]
+    Add(MediaAddArgs),
+    /// The files in the library, with the posts that use them.
+    #[command(after_help = "Examples:\n  psn media list\n  psn media list --all --json")]
+    List {
+        /// Include deleted files.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete files from the library (refused while an unfinished post uses them, unless --force).
+    #[command(after_help = "Example:\n  psn media rm 3f2a9c")]
+    Rm {
+        /// Content hashes (or unique prefixes of at least 6 characters), as `media list` shows.
+        #[arg(required = true, value_name = "HASH")]
+        hashes: Vec<String>,
+        /// Delete even if a post that is not finished uses the file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A public URL for a library file: a presigned S3 link (uploading it once) or the public base URL.
+    #[command(after_help = "Example:\n  psn media url 3f2a9c")]
+    Url {
+        /// Content hash or a unique prefix of at least 6 characters.
+        #[arg(value_name = "HASH")]
+        hash: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MediaAddArgs {
+    /// Image and video files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Check the files against these platforms' media rules (and transcode for them when needed).
+    #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
+    pub to: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,8 @@ mod hub;
 mod init;
 #[path = "cli/manage.rs"]
 mod manage;
+#[path = "cli/media.rs"]
+mod media;
 #[path = "cli/oauth.rs"]
 mod oauth;
 #[path = "cli/post.rs"]

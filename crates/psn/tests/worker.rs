@@ -725,3 +725,34 @@ fn psn_up_refuses_a_public_address_without_allow_remote() {
     let out = ws.psn(&["up", "--listen", "not-an-address"]);
     out.expect(2);
 }
+
+#[test]
+fn psn_up_serves_library_files_and_nothing_else() {
+    let mut s = Setup::new(false, 1);
+    let name = format!("{}.gif", "ab".repeat(32));
+    let gif = "GIF89a psn library file ;";
+    s.ws.write(&format!("content/media/{name}"), gif);
+    s.ws.write("content/media/notes.gif", "not a library name");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let up = s.spawn(&["up", "--listen", &listen], &[]);
+    wait_for("/healthz to answer", Duration::from_secs(60), || {
+        http_get(port, "/healthz").is_ok()
+    });
+    let (status, body) = http_get(port, &format!("/media/{name}")).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, gif);
+    for path in [
+        "/media/notes.gif",
+        "/media/..%2Fconfig%2Fkeys.env",
+        "/media/../config/keys.env",
+        &format!("/media/{}.gif", "cd".repeat(32)),
+    ] {
+        let (status, body) = http_get(port, path).unwrap();
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("PSN_ENCRYPTION_KEY"));
+    }
+    up.terminate();
+    let (status, log) = up.wait(Duration::from_secs(30));
+    assert!(status.success(), "psn up after SIGTERM: {status}\n{log}");
+}

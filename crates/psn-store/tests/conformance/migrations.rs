@@ -2,13 +2,13 @@
 //! from a newer psn opens read-only.
 
 use psn_domain::{Platform, PostStatus};
-use psn_store::{Hub, SCHEMA_VERSION, StoreError};
+use psn_store::{Hub, SCHEMA_VERSION, StoreError, migration_versions};
 
 use super::{cipher, counts, new_account, new_post};
 use crate::support::{self, RawConnection};
 
 fn all_versions() -> Vec<i64> {
-    psn_store::known_versions()
+    migration_versions()
 }
 
 /// Migrations are applied by `Hub::open`, and only once.

@@ -3,12 +3,14 @@
 
 mod accounts;
 mod audit;
+mod media;
 mod migrations;
 mod posts;
 mod secrets;
 
 pub use accounts::*;
 pub use audit::*;
+pub use media::*;
 pub use migrations::*;
 pub use posts::*;
 pub use secrets::*;

@@ -3,12 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use psn_domain::{Language, MediaKind, MediaSummary, Platform};
+use psn_domain::{Language, MediaSummary, Platform};
+use psn_media::Library;
+use psn_media::library::Prepared;
+use psn_media::transcode::find_tool;
+use psn_platforms::rules::media::needs_transcode;
 use psn_platforms::{ValidationReport, ValidationRequest, validate};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::ComposeArgs;
-use crate::error::{CliResult, invalid};
+use crate::error::{CliError, CliResult, invalid};
 
 /// One `--to` entry: a platform and optionally which account (handle or id).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,22 +21,33 @@ pub struct Target {
     pub account: Option<String>,
 }
 
-/// An attached file, as recorded with the post.
+/// An attached file, as recorded with the post (`posts.media`, a JSON array): `path` is the
+/// stored, metadata-stripped (and if needed transcoded) copy under `content/media/`, `sha256`
+/// its content hash, `original` the file the user gave; the summary's fields (`kind`, `bytes`,
+/// `alt`, `mime`, `width`, `height`, `duration_secs`, `video_codec`, `audio_codec`,
+/// `frame_rate`) sit beside them. Before storing (`validate`, `--dry-run`) `path` is the
+/// user's file and `sha256` is absent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MediaFile {
     pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<PathBuf>,
     #[serde(flatten)]
     pub summary: MediaSummary,
 }
 
 /// A post as composed on the command line, before any account is resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Composed {
     pub text: String,
     pub targets: Vec<Target>,
     pub thread: bool,
     pub numbering: bool,
     pub media: Vec<MediaFile>,
+    /// The probed and cleaned files behind `media`, in order, ready to store.
+    pub prepared: Vec<Prepared>,
     pub language: Option<Language>,
     pub title: Option<String>,
     pub board: Option<String>,
@@ -114,38 +129,42 @@ pub fn parse_targets(raw: &[String]) -> CliResult<Vec<Target>> {
     Ok(targets)
 }
 
-fn media_file(path: &Path, alt: Option<String>) -> CliResult<MediaFile> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| invalid(format!("media file {}: {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(invalid(format!(
-            "media file {} is not a file",
+/// Probes and cleans one attached file (nothing is written), and converts a video to
+/// H.264/AAC MP4 when a target platform needs it and ffmpeg is installed. Without ffmpeg the
+/// platform rules refuse the file with a hint (`<platform>.video_format`).
+fn media_file(
+    path: &Path,
+    alt: Option<String>,
+    platforms: &[Platform],
+) -> CliResult<(MediaFile, Prepared)> {
+    let ffprobe = find_tool("ffprobe");
+    let mut prepared = Library::prepare(path, ffprobe.as_deref()).map_err(media_error)?;
+    let summary = prepared.summary(None);
+    if platforms.iter().any(|&p| needs_transcode(p, &summary))
+        && let Some(ffmpeg) = find_tool("ffmpeg")
+    {
+        eprintln!(
+            "psn: converting {} to H.264/AAC MP4 with ffmpeg (a target platform needs it)",
             path.display()
-        )));
+        );
+        prepared = prepared.transcode(&ffmpeg).map_err(media_error)?;
     }
-    if meta.len() == 0 {
-        return Err(invalid(format!(
-            "media file {} is empty (0 bytes)",
-            path.display()
-        )));
+    let file = MediaFile {
+        path: prepared.source.clone(),
+        sha256: None,
+        original: None,
+        summary: prepared.summary(alt),
+    };
+    Ok((file, prepared))
+}
+
+/// Maps a media-library error to the CLI's: the caller's file is invalid input (exit 2).
+pub fn media_error(e: psn_media::MediaError) -> CliError {
+    if e.is_invalid_input() {
+        invalid(e.to_string())
+    } else {
+        CliError::Failed(anyhow::anyhow!(e.to_string()))
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let kind = MediaKind::from_extension(ext).ok_or_else(|| {
-        invalid(format!(
-            "media file {}: unknown type '.{ext}' (psn takes jpg, png, webp, heic, gif, mp4, mov, m4v, webm)",
-            path.display()
-        ))
-    })?;
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    Ok(MediaFile {
-        path,
-        summary: MediaSummary {
-            kind,
-            bytes: meta.len(),
-            duration_secs: None,
-            alt,
-        },
-    })
 }
 
 /// Reads the text, targets and options from the arguments and, with `--file`, the draft's
@@ -207,11 +226,14 @@ pub fn compose(args: &ComposeArgs, require_targets: bool) -> CliResult<Composed>
             paths.len()
         )));
     }
-    let media = paths
+    let platforms = platforms_of(&targets);
+    let (media, prepared): (Vec<MediaFile>, Vec<Prepared>) = paths
         .iter()
         .enumerate()
-        .map(|(i, p)| media_file(p, args.alt.get(i).cloned()))
-        .collect::<CliResult<Vec<_>>>()?;
+        .map(|(i, p)| media_file(p, args.alt.get(i).cloned(), &platforms))
+        .collect::<CliResult<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     if text.trim().is_empty() && media.is_empty() {
         return Err(invalid(
             "the post is empty: give some text (or --file, or --media)",
@@ -223,6 +245,7 @@ pub fn compose(args: &ComposeArgs, require_targets: bool) -> CliResult<Composed>
         thread: args.thread || front.thread.unwrap_or(false),
         numbering: !args.no_numbering && front.numbering.unwrap_or(true),
         media,
+        prepared,
         language,
         title: args.title.clone().or(front.title),
         board: args.board.clone().or(front.board),

@@ -57,6 +57,17 @@ pub async fn run(global: &Global) -> CliResult {
                 }
             };
             checks.extend(app_credentials(&ws));
+            match super::media::public_media(&ws) {
+                Ok(None) => checks.push(warn(
+                    "public media URLs",
+                    "not configured (Instagram, Threads, Pinterest and TikTok pull media from a public URL): set PSN_MEDIA_S3_* for a bucket or PSN_MEDIA_PUBLIC_BASE_URL",
+                )),
+                Ok(Some(public)) => match public.check().await {
+                    Ok(detail) => checks.push(ok("public media URLs", detail)),
+                    Err(e) => checks.push(fail("public media URLs", e.to_string())),
+                },
+                Err(e) => checks.push(fail("public media URLs", e.to_string())),
+            }
             match ws.hubs() {
                 Ok(hubs) => {
                     for entry in hubs {

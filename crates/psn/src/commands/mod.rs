@@ -8,6 +8,7 @@ mod doctor;
 mod hub;
 pub(crate) mod init;
 mod manage;
+pub(crate) mod media;
 mod oauth_connect;
 mod post;
 mod queue;
@@ -41,5 +42,6 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Approve(args) => approvals::approve(g, args).await,
         Command::Reject(args) => approvals::reject(g, args).await,
         Command::Submit(args) => approvals::submit(g, args).await,
+        Command::Media(cmd) => media::run(g, cmd).await,
     }
 }

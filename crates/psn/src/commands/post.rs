@@ -6,7 +6,9 @@ use psn_domain::{PostStatus, parse_schedule};
 use psn_store::{Account, AccountStatus, CreateOutcome, NewDelivery, NewPost, Post};
 use serde::Serialize;
 
-use super::compose::{Composed, Target, check, compose, platforms_of, print_reports};
+use psn_media::Library;
+
+use super::compose::{Composed, Target, check, compose, media_error, platforms_of, print_reports};
 use super::show::print_post;
 use crate::cli::{Global, PostArgs, ValidateArgs};
 use crate::error::{CliError, CliResult, invalid};
@@ -49,7 +51,7 @@ struct DryDelivery<'a> {
 
 pub async fn run(global: &Global, args: PostArgs) -> CliResult {
     let ws = Workspace::locate(global)?;
-    let composed = compose(&args.compose, true)?;
+    let mut composed = compose(&args.compose, true)?;
     let now = Utc::now();
     let at_input = args.at.clone().or_else(|| composed.at.clone());
     let (phase, run_at) = match (args.now, at_input, args.draft) {
@@ -132,8 +134,21 @@ pub async fn run(global: &Global, args: PostArgs) -> CliResult {
         }
         return Ok(());
     }
+    // Valid and resolved: store the cleaned files in the library and record them.
+    let library = Library::new(ws.root.join("content/media"));
+    let created_by = actor(global);
+    let mut shas = Vec::new();
+    for (file, prepared) in composed.media.iter_mut().zip(&composed.prepared) {
+        let stored = library.store(prepared).map_err(media_error)?;
+        hub.record_media(&super::media::new_media(&stored, &created_by), Utc::now())
+            .await?;
+        file.original = Some(file.path.clone());
+        file.path = stored.path.clone();
+        file.sha256 = Some(stored.sha256.clone());
+        shas.push(stored.sha256);
+    }
     let new = NewPost {
-        created_by: actor(global),
+        created_by: created_by.clone(),
         idempotency_key: args.idempotency_key.clone(),
         phase,
         body: composed.text.clone(),
@@ -153,6 +168,10 @@ pub async fn run(global: &Global, args: PostArgs) -> CliResult {
     let outcome = hub.create_post(&new).await?;
     let existed = matches!(outcome, CreateOutcome::Existing(_));
     let post: Post = outcome.into_post();
+    if !shas.is_empty() {
+        hub.attach_media(post.id.as_str(), &shas, &created_by)
+            .await?;
+    }
     if global.json {
         print_json(&post);
     } else {

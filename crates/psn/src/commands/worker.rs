@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use psn_engine::{Engine, EngineConfig, Metrics, Registry, ShutdownHandle};
@@ -133,10 +133,15 @@ pub async fn up(global: &Global, args: UpArgs) -> CliResult {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot listen on {addr}: {e}")))?;
+    let media_dir = ws.root.join("content/media");
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .with_state(metrics);
+        .with_state(metrics)
+        .route(
+            "/media/{file}",
+            get(move |path: Path<String>| media_file(media_dir.clone(), path)),
+        );
     let (handle, shutdown) = Engine::shutdown_channel();
     stop_on_signals(handle);
     let mut server_stop = shutdown.clone();
@@ -152,6 +157,30 @@ pub async fn up(global: &Global, args: UpArgs) -> CliResult {
     let _ = server.await;
     result?;
     Ok(())
+}
+
+/// `GET /media/<sha256>.<ext>`: a library file, for platforms that fetch media from
+/// `PSN_MEDIA_PUBLIC_BASE_URL`. Only library names are served (no paths, no listing).
+async fn media_file(dir: PathBuf, Path(name): Path<String>) -> axum::response::Response {
+    use axum::http::StatusCode;
+    if !psn_media::library::is_library_name(&name) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let path = dir.join(&name);
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mime = psn_media::Format::sniff(&bytes[..bytes.len().min(64)])
+        .map(|f| f.mime())
+        .unwrap_or("application/octet-stream");
+    (
+        [
+            ("content-type", mime),
+            ("cache-control", "public, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
