@@ -536,6 +536,7 @@ async fn dead_worker(db: Db, sent_before_dying: bool) {
                 thread_root: None,
                 idempotency_key: &key,
                 language: Some("en"),
+                media_ids: &[],
             },
         )
         .await
@@ -662,6 +663,7 @@ async fn a_recovered_delivery_is_reconciled_before_the_account_publishes_more() 
             thread_root: None,
             idempotency_key: &key,
             language: Some("en"),
+            media_ids: &[],
         },
     )
     .await
