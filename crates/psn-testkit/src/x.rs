@@ -380,6 +380,10 @@ fn endpoint_key(method: &Method, path: &str) -> String {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<FakeState>,
+    /// APPENDs with a segment index at or above this wait until it changes.
+    hold: tokio::sync::watch::Sender<Option<u32>>,
+    /// How many APPENDs are waiting.
+    held: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -403,6 +407,8 @@ impl FakeX {
     pub async fn start() -> FakeX {
         let shared = Arc::new(Shared {
             state: Mutex::new(FakeState::default()),
+            hold: tokio::sync::watch::channel(None).0,
+            held: std::sync::atomic::AtomicUsize::new(0),
         });
         let router = Router::new()
             .route("/2/tweets", post(create_tweet))
@@ -542,6 +548,24 @@ impl FakeX {
     /// The media uploads so far, in order of creation.
     pub fn media(&self) -> Vec<FakeMedia> {
         self.shared.lock().media.clone()
+    }
+
+    /// From now on, an APPEND with a segment index of `index` or more waits (its request
+    /// unanswered) until [`FakeX::release_media_appends`]; then it is applied, even if the
+    /// client is gone. [`FakeX::held_media_appends`] counts the waiting ones: a test knows an
+    /// upload reached `index` without racing it.
+    pub fn hold_media_appends_from(&self, index: u32) {
+        self.shared.hold.send_replace(Some(index));
+    }
+
+    /// Lets held APPENDs through.
+    pub fn release_media_appends(&self) {
+        self.shared.hold.send_replace(None);
+    }
+
+    /// How many APPENDs are waiting.
+    pub fn held_media_appends(&self) -> usize {
+        self.shared.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// GIFs and videos process for `checks` status checks after FINALIZE, each answer
@@ -1110,6 +1134,7 @@ async fn media_append(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    hold_append(&shared, &headers, &body).await;
     let mut state = shared.lock();
     let media = match own_media(&mut state, &headers, &id) {
         Ok(m) => m,
@@ -1166,6 +1191,30 @@ async fn media_append(
     }
     let body = json!({ "data": { "expires_at": now_secs() + 86_400 } });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Waits while APPENDs of this segment index are held.
+async fn hold_append(shared: &Shared, headers: &HeaderMap, body: &[u8]) {
+    let index = crate::form::parse(headers, body)
+        .ok()
+        .and_then(|f| f.get("segment_index")?.text()?.trim().parse::<u32>().ok());
+    let Some(index) = index else { return };
+    let mut rx = shared.hold.subscribe();
+    let held = |h: &Option<u32>| h.is_some_and(|from| index >= from);
+    if !held(&rx.borrow_and_update()) {
+        return;
+    }
+    shared
+        .held
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    while held(&rx.borrow_and_update()) {
+        if rx.changed().await.is_err() {
+            break;
+        }
+    }
+    shared
+        .held
+        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 async fn media_finalize(
