@@ -816,3 +816,54 @@ fn a_worker_killed_mid_upload_is_resumed_by_the_next_sqlite() {
 fn a_worker_killed_mid_upload_is_resumed_by_the_next_postgres() {
     killed_mid_upload(true);
 }
+
+/// `psn post --media … --alt …` then `psn worker --once`: the image is uploaded with its alt
+/// text and attached to the post; a post whose file disappeared before publishing fails with
+/// the file named, and nothing of it reaches X.
+#[test]
+fn worker_once_publishes_an_image_posted_with_psn_post() {
+    let mut s = Setup::new(false, 1);
+    let photo = s.ws.path("photo.png");
+    std::fs::write(&photo, vec![7u8; 3000]).unwrap();
+    let gone = s.ws.path("gone.png");
+    std::fs::write(&gone, vec![9u8; 1000]).unwrap();
+    let photo_arg = photo.to_string_lossy().into_owned();
+    let gone_arg = gone.to_string_lossy().into_owned();
+    s.ws.post(&[
+        "A photo",
+        "--to",
+        "x",
+        "--now",
+        "--media",
+        &photo_arg,
+        "--alt",
+        "Seven sevens",
+    ]);
+    s.ws.post(&["Another photo", "--to", "x", "--now", "--media", &gone_arg]);
+    std::fs::remove_file(&gone).unwrap();
+
+    let (status, log) = s
+        .spawn(&["worker", "--once"], &[])
+        .wait(Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "psn worker --once failed: {status}\n{log}"
+    );
+    let media = s.fake.media();
+    assert_eq!(media.len(), 1, "{log}");
+    assert_eq!(media[0].content(), vec![7u8; 3000]);
+    assert_eq!(media[0].alt.as_deref(), Some("Seven sevens"));
+    let posts = s.fake.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].text, "A photo");
+    assert_eq!(posts[0].media_ids, vec![media[0].id.clone()]);
+    let failed: Vec<String> = s
+        .posts()
+        .iter()
+        .flat_map(|p| &p.deliveries)
+        .filter(|d| d.status == DeliveryStatus::Failed)
+        .filter_map(|d| d.last_error.clone())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("gone.png"), "{failed:?}");
+}
