@@ -252,3 +252,44 @@ async fn media_requests_conform_to_the_openapi_description_and_the_fake_is_stric
         "still processing"
     );
 }
+
+#[tokio::test]
+async fn a_file_over_the_instance_limit_is_refused_before_it_is_sent() {
+    let fake = fake().await;
+    fake.set_media_limits(1000, 4000);
+    let m = publisher();
+    let dir = tempfile::tempdir().unwrap();
+    let (image, _) = media_file(&dir, "big.png", 1500, None);
+    let (progress, naps) = (Recorder::default(), Naps::default());
+    let err = m
+        .upload_media(
+            &account(&fake),
+            &image,
+            UploadState::default(),
+            &ctx(&progress, &naps),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        psn_platforms::publish::PublishError::Permanent { message } => {
+            assert!(
+                message.contains("big.png") && message.contains("1000"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(fake.media().is_empty());
+    assert!(!fake.requests().iter().any(|r| r.path == "/api/v2/media"));
+    // A video under the video limit goes through.
+    let (video, _) = media_file(&dir, "small.mp4", 3000, None);
+    m.upload_media(
+        &account(&fake),
+        &video,
+        UploadState::default(),
+        &ctx(&progress, &naps),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.media().len(), 1);
+}

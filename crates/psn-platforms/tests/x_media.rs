@@ -446,3 +446,26 @@ async fn the_fake_x_media_endpoints_are_strict() {
         201
     );
 }
+
+#[tokio::test]
+async fn an_image_over_five_megabytes_goes_through_the_chunked_upload() {
+    let fake = fake().await;
+    let x = publisher(&fake).with_chunk_size(2 * 1024 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, data) = media_file(&dir, "poster.jpg", 6 * 1024 * 1024, None);
+    let (progress, naps) = (Recorder::default(), Naps::default());
+    x.upload_media(
+        &account(),
+        &file,
+        UploadState::default(),
+        &ctx(&progress, &naps),
+    )
+    .await
+    .unwrap();
+    let stored = &fake.media()[0];
+    assert!(stored.chunked && stored.ready);
+    assert_eq!(stored.category, "tweet_image");
+    assert_eq!(stored.appends.len(), 3);
+    assert_eq!(stored.content(), data);
+    assert!(naps.taken().is_empty(), "images need no processing");
+}

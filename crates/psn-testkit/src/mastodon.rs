@@ -64,6 +64,21 @@ use crate::server::{close_connection, serve};
 
 /// The first status id; ids grow by 1000.
 const FIRST_ID: u64 = 113_000_000_000_000_000;
+/// Mastodon's default media size limits (16 MB images, 99 MB videos).
+pub const DEFAULT_IMAGE_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_VIDEO_SIZE_LIMIT: u64 = 99 * 1024 * 1024;
+/// MIME types the fake takes for media.
+const MEDIA_MIME_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/heic",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+];
+
 /// Rate-limit window and budget (all requests of an account).
 const WINDOW_SECS: u64 = 5 * 60;
 const WINDOW_LIMIT: u32 = 300;
@@ -206,6 +221,8 @@ struct FakeState {
     max_characters: usize,
     media: Vec<FakeAttachment>,
     media_checks: u32,
+    /// (image, video) size limits in bytes.
+    media_limits: (u64, u64),
 }
 
 impl FakeState {
@@ -432,6 +449,7 @@ impl FakeMastodon {
                 max_characters: DEFAULT_MAX_CHARACTERS,
                 media: Vec::new(),
                 media_checks: 1,
+                media_limits: (DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_VIDEO_SIZE_LIMIT),
             }),
             base_url: Mutex::new(String::new()),
         });
@@ -522,6 +540,12 @@ impl FakeMastodon {
     /// The media attachments so far, in order of upload.
     pub fn media(&self) -> Vec<FakeAttachment> {
         self.shared.lock().media.clone()
+    }
+
+    /// Sets the instance's media size limits (bytes), reported in `configuration.media_attachments`
+    /// and enforced by `POST /api/v2/media`.
+    pub fn set_media_limits(&self, image_bytes: u64, video_bytes: u64) {
+        self.shared.lock().media_limits = (image_bytes, video_bytes);
     }
 
     /// GIFs and videos process for `checks` checks of `GET /api/v1/media/{id}` (default 1).
@@ -940,6 +964,23 @@ async fn media_upload(
         }
     };
     let content_type = file.content_type.clone();
+    let mime = content_type.as_deref().unwrap_or("");
+    if !MEDIA_MIME_TYPES.contains(&mime) {
+        return unprocessable(&format!(
+            "Validation failed: File content type {mime:?} is invalid"
+        ));
+    }
+    let (image_limit, video_limit) = state.media_limits;
+    let limit = if mime.starts_with("video/") || mime == "image/gif" {
+        video_limit
+    } else {
+        image_limit
+    };
+    if file.data.len() as u64 > limit {
+        return unprocessable(&format!(
+            "Validation failed: File file size must be less than {limit} Bytes"
+        ));
+    }
     let processes = content_type
         .as_deref()
         .is_some_and(|t| t.starts_with("video/") || t == "image/gif");
@@ -1047,21 +1088,41 @@ async fn instance(State(shared): State<Arc<Shared>>) -> Response {
     let base_url = shared.base_url();
     let max = shared.lock().max_characters;
     let domain = base_url.trim_start_matches("http://").to_owned();
-    axum::Json(json!({
-        "domain": domain,
-        "title": "Fake Mastodon",
-        "version": "4.3.0",
-        "configuration": {
-            "urls": {},
-            "accounts": { "max_featured_tags": 10 },
-            "statuses": {
-                "max_characters": max,
-                "max_media_attachments": 4,
-                "characters_reserved_per_url": 23,
+    let (image_limit, video_limit) = shared.lock().media_limits;
+    let media_attachments = json!({
+        "supported_mime_types": MEDIA_MIME_TYPES,
+        "image_size_limit": image_limit,
+        "video_size_limit": video_limit,
+    });
+    with_media_limits(
+        json!({
+            "domain": domain,
+            "title": "Fake Mastodon",
+            "version": "4.3.0",
+            "configuration": {
+                "urls": {},
+                "accounts": { "max_featured_tags": 10 },
+                "statuses": {
+                    "max_characters": max,
+                    "max_media_attachments": 4,
+                    "characters_reserved_per_url": 23,
+                },
             },
-        },
-    }))
+        }),
+        media_attachments,
+    )
     .into_response()
+}
+
+/// The instance document with `configuration.media_attachments`.
+fn with_media_limits(mut instance: Value, media_attachments: Value) -> axum::Json<Value> {
+    if let Some(config) = instance
+        .get_mut("configuration")
+        .and_then(|c| c.as_object_mut())
+    {
+        config.insert("media_attachments".into(), media_attachments);
+    }
+    axum::Json(instance)
 }
 
 async fn control_statuses(State(shared): State<Arc<Shared>>) -> Response {

@@ -2,6 +2,11 @@
 //! 200 when the attachment is ready or 202 while the server still processes it; then
 //! `GET /api/v1/media/:id` answers 206 (or an attachment without `url`) until it is done.
 //! The attachment ids go in `media_ids[]` of the status.
+//!
+//! Before a new upload the instance's own limits are read (`GET /api/v2/instance`,
+//! `configuration.media_attachments`: `image_size_limit`, `video_size_limit`,
+//! `supported_mime_types`): a file over them is refused with the instance's numbers instead of
+//! being sent.
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -87,6 +92,62 @@ impl single::SingleApi for MastodonMedia<'_> {
     }
 }
 
+/// The instance's media limits; absent fields are not checked.
+#[derive(Debug, Default, Deserialize)]
+struct MediaLimits {
+    #[serde(default)]
+    image_size_limit: Option<u64>,
+    #[serde(default)]
+    video_size_limit: Option<u64>,
+    #[serde(default)]
+    supported_mime_types: Option<Vec<String>>,
+}
+
+/// Checks `file` against the instance's limits. An unreadable answer checks nothing (the
+/// instance itself still refuses what it cannot take).
+async fn check_limits(
+    client: &reqwest::Client,
+    root: &str,
+    token: &str,
+    file: &MediaFile,
+) -> Result<(), PublishError> {
+    let request = client
+        .get(format!("{root}/api/v2/instance"))
+        .bearer_auth(token);
+    let response = http::send(request, CallKind::Reading, &[token]).await?;
+    let limits: MediaLimits = serde_json::from_str::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|v| v.pointer("/configuration/media_attachments").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let name = file.file_name();
+    if let Some(types) = &limits.supported_mime_types
+        && !types.is_empty()
+        && !types.iter().any(|t| t.eq_ignore_ascii_case(&file.mime))
+    {
+        return Err(PublishError::Permanent {
+            message: format!(
+                "this Mastodon instance does not take {} files ({name})",
+                file.mime
+            ),
+        });
+    }
+    let limit = match file.kind {
+        psn_domain::MediaKind::Image => limits.image_size_limit,
+        psn_domain::MediaKind::Gif | psn_domain::MediaKind::Video => limits.video_size_limit,
+    };
+    if let Some(limit) = limit.filter(|&l| l > 0 && file.bytes > l) {
+        return Err(PublishError::Permanent {
+            message: format!(
+                "{name} is {} bytes; this Mastodon instance takes at most {limit} bytes for a {}",
+                file.bytes,
+                file.kind.as_str()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Uploads `file` to the instance at `root` (or resumes polling an accepted upload).
 pub(crate) async fn upload(
     client: &reqwest::Client,
@@ -96,6 +157,9 @@ pub(crate) async fn upload(
     state: UploadState,
     ctx: &UploadContext<'_>,
 ) -> Result<MediaRef, PublishError> {
+    if state.media_id.is_none() {
+        check_limits(client, root, token, file).await?;
+    }
     let api = MastodonMedia {
         client,
         root,

@@ -5,8 +5,8 @@
 //! - reconcile: `GET /2/users/{id}/tweets` (the 100 most recent posts) and look for the
 //!   segment's text with the same reply target;
 //! - refresh: `POST /2/oauth2/token` with `grant_type=refresh_token` (refresh tokens rotate);
-//! - media: images in one `POST /2/media/upload` (multipart `media`, `media_category`); GIFs
-//!   and videos chunked — `POST /2/media/upload/initialize` (JSON `media_type`,
+//! - media: images up to 5 MB in one `POST /2/media/upload` (multipart `media`,
+//!   `media_category`); larger images, GIFs and videos chunked — `POST /2/media/upload/initialize` (JSON `media_type`,
 //!   `total_bytes`, `media_category`), `POST /2/media/upload/{id}/append` (multipart
 //!   `segment_index`, `media`), `POST /2/media/upload/{id}/finalize`, then
 //!   `GET /2/media/upload?command=STATUS&media_id=…` at the `check_after_secs` X suggests; alt
@@ -45,6 +45,8 @@ pub const RECONCILE_WINDOW: u32 = 100;
 /// The size of an APPEND segment (X takes up to 5 MB per segment), unless
 /// `PSN_UPLOAD_CHUNK_BYTES` says otherwise.
 pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// The largest image sent in one request; larger ones go through the chunked upload.
+pub const SINGLE_UPLOAD_MAX_BYTES: u64 = 5 * 1024 * 1024;
 
 /// The X API v2 connector. Cheap to clone (the HTTP client is shared).
 #[derive(Clone)]
@@ -535,8 +537,10 @@ impl Publisher for XPublisher {
         };
         let policy = PollPolicy::default();
         let (media_id, mut state) = match media.kind {
-            MediaKind::Image => single::upload(&api, media, state, policy, ctx).await?,
-            MediaKind::Gif | MediaKind::Video => {
+            MediaKind::Image if media.bytes <= SINGLE_UPLOAD_MAX_BYTES => {
+                single::upload(&api, media, state, policy, ctx).await?
+            }
+            MediaKind::Image | MediaKind::Gif | MediaKind::Video => {
                 chunked::upload(&api, media, state, self.chunk_size, policy, ctx).await?
             }
         };
