@@ -427,6 +427,8 @@ impl FakeX {
                 post(control_set_faults).delete(control_clear_faults),
             )
             .route("/_fake/accounts", post(control_add_account))
+            // Media uploads: bodies up to 64 MB (axum's default limit is 2 MB).
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
             .layer(middleware::from_fn_with_state(shared.clone(), x_layer))
             .with_state(shared.clone());
         let addr = serve(router)
