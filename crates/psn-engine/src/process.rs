@@ -6,6 +6,13 @@
 //! `unconfirmed`, and the next claim reconciles that attempt against the platform before
 //! anything is sent again. So a segment is never sent twice unless the platform proved it
 //! does not have it.
+//!
+//! A post's media is uploaded before its first segment, each file as its own step
+//! (`media:N`) with its own attempt row. The upload flow hands its state (session, offset,
+//! segment index, part ETags) to the engine after every finished chunk, and the engine saves
+//! it in the delivery's progress (`media:N:upload`); a worker that dies mid-upload leaves that
+//! state behind and the next claim resumes the same upload from it. An upload is not a post:
+//! an interrupted one is resumed, never reconciled.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +22,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use psn_platforms::publish::sanitize::sanitize_error;
 use psn_platforms::publish::{
-    AccessToken, AccountContext, PublishError, Publisher, SegmentRequest,
+    AccessToken, AccountContext, PublishError, Published, Publisher, SegmentRequest,
+};
+use psn_platforms::upload::{
+    MediaFile, Phase, TokioSleeper, UploadContext, UploadProgress, UploadState,
 };
 use psn_store::{
     AttemptOutcome, BudgetUse, ClaimedDelivery, DeliveryOutcome, Secret, StepRecord, StoreError,
@@ -119,6 +129,72 @@ fn step_name(index: usize) -> String {
     format!("segment:{index}")
 }
 
+fn media_step(index: usize) -> String {
+    format!("media:{index}")
+}
+
+/// Where an upload in progress keeps its resumable state.
+fn upload_key(index: usize) -> String {
+    format!("media:{index}:upload")
+}
+
+/// One step of a delivery.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Media(usize),
+    Segment(usize),
+}
+
+impl Step {
+    fn name(self) -> String {
+        match self {
+            Step::Media(i) => media_step(i),
+            Step::Segment(i) => step_name(i),
+        }
+    }
+}
+
+/// Saves an upload's state in the delivery's progress after every finished step of the flow.
+struct SaveUpload<'a> {
+    hub: &'a psn_store::Hub,
+    id: &'a psn_domain::DeliveryId,
+    worker: &'a str,
+    key: String,
+    lost: &'a AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl UploadProgress for SaveUpload<'_> {
+    async fn save(&self, state: &UploadState) -> Result<(), PublishError> {
+        let record = StepRecord {
+            external_id: state.media_id.clone().unwrap_or_default(),
+            url: None,
+            state: serde_json::to_value(state).ok(),
+        };
+        match self
+            .hub
+            .save_step_progress(self.id, self.worker, &self.key, &record, Utc::now())
+            .await
+        {
+            Ok(()) => {
+                tracing::debug!(step = %self.key, offset = state.offset, phase = ?state.phase, "upload progress saved");
+                Ok(())
+            }
+            Err(StoreError::Conflict(reason)) => {
+                self.lost.store(true, Ordering::SeqCst);
+                Err(PublishError::Transient {
+                    message: format!("upload stopped: {reason}"),
+                    retry_after: None,
+                })
+            }
+            Err(e) => Err(PublishError::Transient {
+                message: format!("could not save the upload's progress: {e}"),
+                retry_after: None,
+            }),
+        }
+    }
+}
+
 fn step_index(step: &str) -> Option<usize> {
     step.strip_prefix("segment:")?.parse().ok()
 }
@@ -133,6 +209,7 @@ fn segment_request<'a>(
     progress: &'a BTreeMap<String, StepRecord>,
     index: usize,
     key: &'a str,
+    media_ids: &'a [String],
 ) -> SegmentRequest<'a> {
     SegmentRequest {
         text: &d.segments[index],
@@ -152,6 +229,7 @@ fn segment_request<'a>(
         },
         idempotency_key: key,
         language: d.language.as_deref(),
+        media_ids: if index == 0 { media_ids } else { &[] },
     }
 }
 
@@ -216,6 +294,20 @@ async fn publish(
             .await?;
             continue;
         }
+        if open.step.starts_with("media:") {
+            // An interrupted upload creates no post: resume it from its saved state.
+            hub.finish_attempt(
+                &d.id,
+                open.id,
+                AttemptOutcome::NotFound,
+                None,
+                Some("resuming the upload from its saved state"),
+                None,
+                Utc::now(),
+            )
+            .await?;
+            continue;
+        }
         let Some(index) = step_index(&open.step).filter(|i| *i < d.segments.len()) else {
             hub.finish_attempt(
                 &d.id,
@@ -229,13 +321,15 @@ async fn publish(
             .await?;
             continue;
         };
-        let request = segment_request(d, &progress, index, &open.idempotency_key);
+        let media_ids = uploaded_media_ids(&progress);
+        let request = segment_request(d, &progress, index, &open.idempotency_key, &media_ids);
         match publisher.reconcile(&actx, &request).await {
             Ok(Some(found)) => {
                 tracing::info!(step = %open.step, external_id = %found.external_id, "reconciled: the platform has it");
                 let record = StepRecord {
                     external_id: found.external_id,
                     url: found.url,
+                    state: None,
                 };
                 hub.finish_attempt(
                     &d.id,
@@ -318,12 +412,31 @@ async fn publish(
         }
     }
 
+    // Media goes with the first segment: upload it first, unless that segment is out.
+    let media = if progress.contains_key(&step_name(0)) {
+        Vec::new()
+    } else {
+        match MediaFile::from_post_media(&d.media) {
+            Ok(media) => media,
+            Err(e) => {
+                return Ok(DeliveryOutcome::Failed {
+                    error: format!("{e}; fix the post's media, then `psn retry {}`", d.post_id),
+                });
+            }
+        }
+    };
+    let steps: Vec<Step> = (0..media.len())
+        .map(Step::Media)
+        .chain((0..d.segments.len()).map(Step::Segment))
+        .collect();
+
     let mut refreshed = false;
-    let mut index = 0;
-    while index < d.segments.len() {
-        let step = step_name(index);
+    let mut position = 0;
+    while position < steps.len() {
+        let current = steps[position];
+        let step = current.name();
         if progress.contains_key(&step) {
-            index += 1;
+            position += 1;
             continue;
         }
         if lost.load(Ordering::SeqCst) {
@@ -337,6 +450,8 @@ async fn publish(
             });
         }
         let budget = ctx.config.publish_budget.unwrap_or(caps.publish_budget);
+        // Uploads are not posts: they do not spend the publishing budget.
+        let budget = budget.filter(|_| matches!(current, Step::Segment(_)));
         if let Some((calls, window)) = budget
             && let Some(until) = hub
                 .consume_budget(&d.account_id, BudgetUse::Publish, calls, window, Utc::now())
@@ -356,14 +471,27 @@ async fn publish(
         let attempt = hub
             .begin_attempt(&d.id, worker, &step, &key, Utc::now())
             .await?;
-        let request = segment_request(d, &progress, index, &key);
-        let result = publisher.publish_segment(&actx, &request).await;
+        let result = match current {
+            Step::Media(i) => {
+                let result = upload(ctx, d, publisher, &actx, &media[i], i, &progress, lost).await;
+                if lost.load(Ordering::SeqCst) {
+                    return Err(Stop::LeaseLost);
+                }
+                result
+            }
+            Step::Segment(index) => {
+                let media_ids = uploaded_media_ids(&progress);
+                let request = segment_request(d, &progress, index, &key, &media_ids);
+                publisher.publish_segment(&actx, &request).await
+            }
+        };
         let now = Utc::now();
         match result {
             Ok(published) => {
                 let record = StepRecord {
                     external_id: published.external_id,
                     url: published.url,
+                    state: None,
                 };
                 hub.finish_attempt(
                     &d.id,
@@ -376,8 +504,11 @@ async fn publish(
                 )
                 .await?;
                 progress.insert(step, record);
-                ctx.metrics.add(&ctx.metrics.segments_published, 1);
-                index += 1;
+                match current {
+                    Step::Segment(_) => ctx.metrics.add(&ctx.metrics.segments_published, 1),
+                    Step::Media(i) => tracing::info!(media = i + 1, "media uploaded"),
+                }
+                position += 1;
             }
             Err(PublishError::Ambiguous { message }) => {
                 let message = clean(&message, &secret);
@@ -553,14 +684,78 @@ async fn publish(
         Utc::now(),
     )
     .await?;
-    let first = progress.get(&step_name(0)).cloned().unwrap_or(StepRecord {
-        external_id: String::new(),
-        url: None,
-    });
+    let first = progress.get(&step_name(0)).cloned().unwrap_or_default();
     Ok(DeliveryOutcome::Published {
         external_id: first.external_id,
         url: first.url,
     })
+}
+
+/// The media ids of the uploads finished so far, in order.
+fn uploaded_media_ids(progress: &BTreeMap<String, StepRecord>) -> Vec<String> {
+    (0..)
+        .map_while(|i| progress.get(&media_step(i)))
+        .map(|r| r.external_id.clone())
+        .collect()
+}
+
+/// Uploads (or resumes) media file `index`, saving its state after every finished step. An
+/// upload creates no post, so an unknown outcome is only a reason to resume: it is reported
+/// as transient.
+#[allow(clippy::too_many_arguments)]
+async fn upload(
+    ctx: &HubContext,
+    d: &ClaimedDelivery,
+    publisher: &dyn Publisher,
+    actx: &AccountContext,
+    file: &MediaFile,
+    index: usize,
+    progress: &BTreeMap<String, StepRecord>,
+    lost: &AtomicBool,
+) -> Result<Published, PublishError> {
+    let saved: UploadState = progress
+        .get(&upload_key(index))
+        .and_then(|r| r.state.clone())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    tracing::info!(
+        media = index + 1,
+        file = %file.path.display(),
+        bytes = file.bytes,
+        resumed = saved.phase != Phase::New,
+        offset = saved.offset,
+        "uploading media"
+    );
+    let sink = SaveUpload {
+        hub: &ctx.hub,
+        id: &d.id,
+        worker: ctx.config.worker_id.as_str(),
+        key: upload_key(index),
+        lost,
+    };
+    let upload_ctx = UploadContext {
+        progress: &sink,
+        sleeper: &TokioSleeper,
+    };
+    let name = file
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match publisher.upload_media(actx, file, saved, &upload_ctx).await {
+        Ok(media) => Ok(Published {
+            external_id: media.media_id,
+            url: None,
+        }),
+        Err(PublishError::Ambiguous { message }) => Err(PublishError::Transient {
+            message: format!("uploading {name}: {message}"),
+            retry_after: None,
+        }),
+        Err(PublishError::Permanent { message }) => Err(PublishError::Permanent {
+            message: format!("uploading {name}: {message}"),
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 fn retry_or_fail(

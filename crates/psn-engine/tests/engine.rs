@@ -536,6 +536,7 @@ async fn dead_worker(db: Db, sent_before_dying: bool) {
                 thread_root: None,
                 idempotency_key: &key,
                 language: Some("en"),
+                media_ids: &[],
             },
         )
         .await
@@ -662,6 +663,7 @@ async fn a_recovered_delivery_is_reconciled_before_the_account_publishes_more() 
             thread_root: None,
             idempotency_key: &key,
             language: Some("en"),
+            media_ids: &[],
         },
     )
     .await
@@ -782,5 +784,70 @@ async fn a_due_delivery_that_cannot_be_claimed_does_not_make_the_worker_spin() {
         during < 300,
         "{during} transactions in 3 s with nothing claimable: the worker spins"
     );
+    w.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload progress
+
+/// An upload's saved state lives in the delivery's progress under its own key, comes back
+/// with the next claim, and cannot be written by a worker that lost its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_progress_survives_a_dead_worker_and_refuses_a_lost_lease() {
+    let w = World::new(Db::Sqlite).await;
+    let alice = w.connect_x("2001", "alice").await;
+    w.schedule(&w.texts(1), &[&alice]).await;
+    let lease = Duration::from_millis(300);
+    let claimed = w
+        .hub
+        .claim_next("doomed-worker", &[Platform::X], Utc::now(), lease)
+        .await
+        .unwrap()
+        .expect("a due delivery");
+    let record = psn_store::StepRecord {
+        external_id: "1900000000000000007".into(),
+        url: None,
+        state: Some(
+            serde_json::json!({"phase": "transferring", "next_segment": 3, "offset": 6144}),
+        ),
+    };
+    w.hub
+        .save_step_progress(
+            &claimed.id,
+            "doomed-worker",
+            "media:0:upload",
+            &record,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    wait_for("the lease to expire", PATIENCE, || async {
+        Utc::now() > claimed.lease_expires_at + chrono::Duration::milliseconds(5)
+    })
+    .await;
+    assert_eq!(w.hub.recover_expired_leases(Utc::now()).await.unwrap(), 1);
+    let late = w
+        .hub
+        .save_step_progress(
+            &claimed.id,
+            "doomed-worker",
+            "media:0:upload",
+            &record,
+            Utc::now(),
+        )
+        .await;
+    assert!(
+        matches!(late, Err(psn_store::StoreError::Conflict(_))),
+        "{late:?}"
+    );
+    let again = w
+        .hub
+        .claim_next("next-worker", &[Platform::X], Utc::now(), lease)
+        .await
+        .unwrap()
+        .expect("the recovered delivery");
+    assert_eq!(again.id, claimed.id);
+    assert_eq!(again.progress.get("media:0:upload"), Some(&record));
+    assert!(!again.progress.contains_key("media:0"));
     w.finish().await;
 }

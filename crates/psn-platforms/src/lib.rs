@@ -9,10 +9,14 @@
 //! [`publish`] holds the connectors: the [`publish::Publisher`] contract, HTTP plumbing and
 //! error classification shared by connectors, and one module per platform. Connectors do
 //! network I/O but never touch the database and never retry on their own.
+//!
+//! [`upload`] holds the media upload flows the connectors share (single, chunked, resumable,
+//! multipart, processing polls), each resumable from the state it saves after every step.
 
 pub mod oauth;
 pub mod publish;
 pub mod rules;
+pub mod upload;
 
 pub use rules::{
     Length, RuleIssue, SplitError, ValidationReport, ValidationRequest, measure, split_thread,

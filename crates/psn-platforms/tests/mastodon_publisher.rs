@@ -43,6 +43,7 @@ fn segment<'a>(text: &'a str, reply_to: Option<&'a str>, key: &'a str) -> Segmen
         thread_root: reply_to,
         idempotency_key: key,
         language: Some("en"),
+        media_ids: &[],
     }
 }
 

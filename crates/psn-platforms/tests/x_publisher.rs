@@ -45,6 +45,7 @@ fn segment<'a>(text: &'a str, reply_to: Option<&'a str>) -> SegmentRequest<'a> {
         thread_root: reply_to,
         idempotency_key: "post-1/account-1/segment-0",
         language: Some("en"),
+        media_ids: &[],
     }
 }
 

@@ -19,11 +19,15 @@ use crate::time::{from_ms, to_ms};
 use crate::{Backend, Hub, StoreError, on_db, write_tx};
 
 /// What a finished step left behind (a platform id and URL), kept in `deliveries.progress`
-/// under the step's name (`segment:0`, …) so a resumed delivery skips it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// under the step's name (`segment:0`, `media:0`, …) so a resumed delivery skips it. A step in
+/// progress (a media upload) keeps its resumable state in `state` under its own key
+/// (`media:0:upload`, see [`Hub::save_step_progress`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub external_id: String,
     pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
 }
 
 /// A delivery a worker has claimed.
@@ -37,6 +41,8 @@ pub struct ClaimedDelivery {
     pub claimed_from: DeliveryStatus,
     pub segments: Vec<String>,
     pub language: Option<String>,
+    /// The post's attached media, as stored (`posts.media`).
+    pub media: serde_json::Value,
     pub progress: BTreeMap<String, StepRecord>,
     /// Including this claim.
     pub attempt_count: i64,
@@ -146,6 +152,7 @@ struct ClaimRow {
     deadline_at: Option<i64>,
     lease_expires_at: Option<i64>,
     language: Option<String>,
+    media: Option<String>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -213,7 +220,8 @@ impl Hub {
              attempt_count = attempt_count + 1, updated_at = $4 WHERE id = $1 \
              RETURNING id, post_id, account_id, platform, segments, progress, attempt_count, run_at, \
              deadline_at, lease_expires_at, \
-             (SELECT language FROM posts p WHERE p.id = deliveries.post_id) AS language";
+             (SELECT language FROM posts p WHERE p.id = deliveries.post_id) AS language, \
+             (SELECT media FROM posts p WHERE p.id = deliveries.post_id) AS media";
         let result: Result<Option<(ClaimRow, String)>, StoreError> = async {
             write_tx!(&self.backend, tx => {
                 let picked: Option<(String, String)> =
@@ -253,6 +261,10 @@ impl Hub {
             claimed_from: status.parse().map_err(corrupt)?,
             segments: serde_json::from_str(&row.segments)?,
             language: row.language,
+            media: match row.media.as_deref() {
+                Some(m) if !m.trim().is_empty() => serde_json::from_str(m)?,
+                _ => serde_json::Value::Null,
+            },
             progress: serde_json::from_str(&row.progress)?,
             attempt_count: row.attempt_count,
             run_at: from_ms(row.run_at),
@@ -338,6 +350,36 @@ impl Hub {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Saves the state of a step in progress under `key` in the delivery's progress (a media
+    /// upload's session, offset, part ETags…), so a resumed delivery continues from it. Fails
+    /// with `Conflict` when the worker lost the lease.
+    pub async fn save_step_progress(
+        &self,
+        id: &DeliveryId,
+        worker: &str,
+        key: &str,
+        record: &StepRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        write_tx!(&self.backend, tx => {
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT status, progress FROM deliveries WHERE id = $1 AND lease_owner = $2")
+                .bind(id.as_str()).bind(worker).fetch_optional(&mut *tx).await?;
+            match row {
+                Some((status, progress)) if status == "claimed" => {
+                    let mut progress: BTreeMap<String, StepRecord> = serde_json::from_str(&progress)?;
+                    progress.insert(key.to_string(), record.clone());
+                    sqlx::query("UPDATE deliveries SET progress = $2, updated_at = $3 WHERE id = $1")
+                        .bind(id.as_str()).bind(serde_json::to_string(&progress)?).bind(to_ms(now))
+                        .execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                _ => Err(StoreError::Conflict(format!("worker {worker} no longer holds delivery {id}"))),
+            }
+        })
     }
 
     /// Attempts of a delivery that were begun and never finished, or whose outcome is unknown.

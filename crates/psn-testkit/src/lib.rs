@@ -10,10 +10,12 @@
 //! be pointed at [`FakeX::base_url`] with `PSN_API_BASE_X`, and a test can steer it over HTTP
 //! with the control endpoints under `/_fake/` (see [`x`]).
 
+pub mod form;
 pub mod mastodon;
 pub mod oauth;
 mod rng;
 mod server;
+pub mod uploads;
 pub mod x;
 
-pub use x::{FakePost, FakeX, Fault, FaultKind, RecordedRequest};
+pub use x::{FakeMedia, FakePost, FakeX, Fault, FaultKind, RecordedRequest};

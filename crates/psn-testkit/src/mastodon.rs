@@ -19,6 +19,13 @@
 //!   endpoint is public); unknown account → 404 `{"error":"Record not found"}`; newest first;
 //!   `limit` default 20, at most 40.
 //! - `GET /api/v1/accounts/verify_credentials` — auth; the account.
+//! - Media (see [`FakeAttachment`]): `POST /api/v2/media` — auth; multipart with a `file`
+//!   (and optional `description` ≤ 1500 characters, `focus`, `thumbnail`; anything else →
+//!   422); an image is ready at once (200 with `url`), a GIF or video answers 202 with `url:
+//!   null` and processes for [`FakeMastodon::set_media_processing`] checks of
+//!   `GET /api/v1/media/{id}` (206 while processing, then 200). A status's `media_ids` (at
+//!   most 4) must be the account's own, processed, unattached attachments (else 422); a
+//!   status with media may have no text.
 //! - `GET /api/v2/instance` — `configuration.statuses.max_characters` (see
 //!   [`FakeMastodon::set_max_characters`]) and `characters_reserved_per_url` 23.
 //!
@@ -57,15 +64,31 @@ use crate::server::{close_connection, serve};
 
 /// The first status id; ids grow by 1000.
 const FIRST_ID: u64 = 113_000_000_000_000_000;
+/// Mastodon's default media size limits (16 MB images, 99 MB videos).
+pub const DEFAULT_IMAGE_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_VIDEO_SIZE_LIMIT: u64 = 99 * 1024 * 1024;
+/// MIME types the fake takes for media.
+const MEDIA_MIME_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/heic",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+];
+
 /// Rate-limit window and budget (all requests of an account).
 const WINDOW_SECS: u64 = 5 * 60;
 const WINDOW_LIMIT: u32 = 300;
 /// Mastodon's default `max_characters`.
 pub const DEFAULT_MAX_CHARACTERS: usize = 500;
 /// Fields of `POST /api/v1/statuses` the fake accepts (OpenAPI `TextStatus` = `BaseStatus` +
-/// `status`). `media_ids` and `poll` are recognized and refused (no media, no polls).
+/// `status`, and `media_ids` of `MediaStatus`). `poll` is recognized and refused (no polls).
 const CREATE_FIELDS: &[&str] = &[
     "status",
+    "media_ids",
     "in_reply_to_id",
     "language",
     "quote_approval_policy",
@@ -91,6 +114,26 @@ pub struct FakeStatus {
     pub idempotency_key: Option<String>,
     /// Order of creation, from 1.
     pub created_seq: u64,
+    /// Attached media ids, in order.
+    #[serde(default)]
+    pub media_ids: Vec<String>,
+}
+
+/// A media attachment the fake holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FakeAttachment {
+    pub id: String,
+    pub account_id: String,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: usize,
+    pub description: Option<String>,
+    /// Checks of `GET /api/v1/media/{id}` left before processing ends.
+    pub checks_left: u32,
+    /// How many checks were answered.
+    pub checks: u32,
+    /// The status it is attached to.
+    pub status_id: Option<String>,
 }
 
 /// A request the fake received (control endpoints excluded). Of the headers only
@@ -176,6 +219,10 @@ struct FakeState {
     requests: Vec<RecordedRequest>,
     windows: HashMap<String, Window>,
     max_characters: usize,
+    media: Vec<FakeAttachment>,
+    media_checks: u32,
+    /// (image, video) size limits in bytes.
+    media_limits: (u64, u64),
 }
 
 impl FakeState {
@@ -400,6 +447,9 @@ impl FakeMastodon {
                 requests: Vec::new(),
                 windows: HashMap::new(),
                 max_characters: DEFAULT_MAX_CHARACTERS,
+                media: Vec::new(),
+                media_checks: 1,
+                media_limits: (DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_VIDEO_SIZE_LIMIT),
             }),
             base_url: Mutex::new(String::new()),
         });
@@ -411,6 +461,8 @@ impl FakeMastodon {
             )
             .route("/api/v1/accounts/{id}/statuses", get(account_statuses))
             .route("/api/v2/instance", get(instance))
+            .route("/api/v2/media", post(media_upload))
+            .route("/api/v1/media/{id}", get(media_get))
             .route("/_fake/statuses", get(control_statuses))
             .route("/_fake/requests", get(control_requests))
             .route(
@@ -418,6 +470,8 @@ impl FakeMastodon {
                 post(control_set_faults).delete(control_clear_faults),
             )
             .route("/_fake/accounts", post(control_add_account))
+            // Media uploads: bodies up to 64 MB (axum's default limit is 2 MB).
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
             .layer(middleware::from_fn_with_state(
                 shared.clone(),
                 mastodon_layer,
@@ -483,6 +537,22 @@ impl FakeMastodon {
     /// Sets the instance's `max_characters` (default 500).
     pub fn set_max_characters(&self, max: usize) {
         self.shared.lock().max_characters = max;
+    }
+
+    /// The media attachments so far, in order of upload.
+    pub fn media(&self) -> Vec<FakeAttachment> {
+        self.shared.lock().media.clone()
+    }
+
+    /// Sets the instance's media size limits (bytes), reported in `configuration.media_attachments`
+    /// and enforced by `POST /api/v2/media`.
+    pub fn set_media_limits(&self, image_bytes: u64, video_bytes: u64) {
+        self.shared.lock().media_limits = (image_bytes, video_bytes);
+    }
+
+    /// GIFs and videos process for `checks` checks of `GET /api/v1/media/{id}` (default 1).
+    pub fn set_media_processing(&self, checks: u32) {
+        self.shared.lock().media_checks = checks;
     }
 
     /// Queues a fault; queued faults are consumed in order of injection.
@@ -739,9 +809,13 @@ async fn create_status(
     {
         return axum::Json(state.status_json(&base_url, existing)).into_response();
     }
-    if request.contains_key("media_ids") || request.contains_key("poll") {
-        return unprocessable("the fake Mastodon supports neither media nor polls");
+    if request.contains_key("poll") {
+        return unprocessable("the fake Mastodon does not support polls");
     }
+    let media_ids = match attached_media(&state, &account, request.get("media_ids")) {
+        Ok(ids) => ids,
+        Err(response) => return *response,
+    };
     if let Some(field) = request
         .keys()
         .find(|k| !CREATE_FIELDS.contains(&k.as_str()))
@@ -753,7 +827,7 @@ async fn create_status(
         None | Some(Value::Null) => String::new(),
         Some(_) => return unprocessable("Text must be a string"),
     };
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && media_ids.is_empty() {
         return unprocessable("Text can't be blank");
     }
     let max = state.max_characters;
@@ -786,13 +860,188 @@ async fn create_status(
         visibility,
         idempotency_key: key.clone(),
         created_seq: seq,
+        media_ids: media_ids.clone(),
     };
+    for attachment in state.media.iter_mut().filter(|m| media_ids.contains(&m.id)) {
+        attachment.status_id = Some(id.clone());
+    }
     let body = state.status_json(&base_url, &status);
     state.statuses.push(status);
     if let Some(key) = key {
         state.idempotency.insert((account, key), id);
     }
     axum::Json(body).into_response()
+}
+
+/// A status's `media_ids`: at most 4 of the account's own processed, unattached attachments.
+fn attached_media(
+    state: &FakeState,
+    account: &str,
+    ids: Option<&Value>,
+) -> Result<Vec<String>, Box<Response>> {
+    let ids = match ids {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(ids)) => ids,
+        Some(_) => return Err(Box::new(unprocessable("media_ids must be a list"))),
+    };
+    if ids.len() > 4 {
+        return Err(Box::new(unprocessable("Media can't exceed 4 attachments")));
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let Value::String(id) = id else {
+            return Err(Box::new(unprocessable("media ids must be strings")));
+        };
+        match state
+            .media
+            .iter()
+            .find(|m| &m.id == id && m.account_id == account)
+        {
+            None => return Err(Box::new(unprocessable(&format!("Media {id} not found")))),
+            Some(m) if m.checks_left > 0 => {
+                return Err(Box::new(unprocessable(
+                    "Cannot attach files that have not finished processing. Try again in a moment!",
+                )));
+            }
+            Some(m) if m.status_id.is_some() => {
+                return Err(Box::new(unprocessable(&format!(
+                    "Media {id} is already attached"
+                ))));
+            }
+            Some(_) => out.push(id.clone()),
+        }
+    }
+    Ok(out)
+}
+
+fn attachment_json(base_url: &str, m: &FakeAttachment) -> Value {
+    let kind = match m.content_type.as_deref().unwrap_or("") {
+        t if t.starts_with("video/") => "video",
+        "image/gif" => "gifv",
+        _ => "image",
+    };
+    let url = (m.checks_left == 0).then(|| format!("{base_url}/system/media/{}", m.id));
+    json!({
+        "id": m.id,
+        "type": kind,
+        "url": url,
+        "preview_url": url,
+        "remote_url": null,
+        "description": m.description,
+        "blurhash": null,
+        "meta": {},
+    })
+}
+
+async fn media_upload(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let base_url = shared.base_url();
+    let mut state = shared.lock();
+    let Ok(Some(account)) = state.account_for(&headers) else {
+        return unauthorized();
+    };
+    let form = match crate::form::parse(&headers, &body) {
+        Ok(form) => form,
+        Err(e) => return unprocessable(&e),
+    };
+    if let Some(field) = form
+        .keys()
+        .find(|k| !["file", "thumbnail", "description", "focus"].contains(&k.as_str()))
+    {
+        return unprocessable(&format!("unknown parameter {field}"));
+    }
+    let Some(file) = form.get("file").filter(|f| !f.data.is_empty()) else {
+        return unprocessable("Validation failed: File can't be blank");
+    };
+    let description = match form.get("description").map(|d| d.text()) {
+        None => None,
+        Some(Some(d)) if d.chars().count() <= 1500 => Some(d.to_owned()),
+        Some(_) => {
+            return unprocessable(
+                "Validation failed: Description is too long (maximum is 1500 characters)",
+            );
+        }
+    };
+    let content_type = file.content_type.clone();
+    let mime = content_type.as_deref().unwrap_or("");
+    if !MEDIA_MIME_TYPES.contains(&mime) {
+        return unprocessable(&format!(
+            "Validation failed: File content type {mime:?} is invalid"
+        ));
+    }
+    let (image_limit, video_limit) = state.media_limits;
+    let limit = if mime.starts_with("video/") || mime == "image/gif" {
+        video_limit
+    } else {
+        image_limit
+    };
+    if file.data.len() as u64 > limit {
+        return unprocessable(&format!(
+            "Validation failed: File file size must be less than {limit} Bytes"
+        ));
+    }
+    let processes = content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("video/") || t == "image/gif");
+    let id = (FIRST_ID + 500 + (state.media.len() as u64 + 1) * 1000).to_string();
+    let attachment = FakeAttachment {
+        id,
+        account_id: account,
+        file_name: file.file_name.clone(),
+        content_type,
+        bytes: file.data.len(),
+        description,
+        checks_left: if processes { state.media_checks } else { 0 },
+        checks: 0,
+        status_id: None,
+    };
+    let status = if attachment.checks_left > 0 {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let body = attachment_json(&base_url, &attachment);
+    state.media.push(attachment);
+    (status, axum::Json(body)).into_response()
+}
+
+async fn media_get(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let base_url = shared.base_url();
+    let mut state = shared.lock();
+    let Ok(Some(account)) = state.account_for(&headers) else {
+        return unauthorized();
+    };
+    let Some(m) = state
+        .media
+        .iter_mut()
+        .find(|m| m.id == id && m.account_id == account)
+    else {
+        return error(StatusCode::NOT_FOUND, "Record not found");
+    };
+    m.checks += 1;
+    let status = if m.checks_left > 0 {
+        m.checks_left -= 1;
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    // The answer that ends processing is still 206; the next one is 200.
+    let body = attachment_json(&base_url, m);
+    let body = if status == StatusCode::PARTIAL_CONTENT {
+        let mut b = body;
+        b["url"] = Value::Null;
+        b
+    } else {
+        body
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn account_statuses(
@@ -841,21 +1090,41 @@ async fn instance(State(shared): State<Arc<Shared>>) -> Response {
     let base_url = shared.base_url();
     let max = shared.lock().max_characters;
     let domain = base_url.trim_start_matches("http://").to_owned();
-    axum::Json(json!({
-        "domain": domain,
-        "title": "Fake Mastodon",
-        "version": "4.3.0",
-        "configuration": {
-            "urls": {},
-            "accounts": { "max_featured_tags": 10 },
-            "statuses": {
-                "max_characters": max,
-                "max_media_attachments": 4,
-                "characters_reserved_per_url": 23,
+    let (image_limit, video_limit) = shared.lock().media_limits;
+    let media_attachments = json!({
+        "supported_mime_types": MEDIA_MIME_TYPES,
+        "image_size_limit": image_limit,
+        "video_size_limit": video_limit,
+    });
+    with_media_limits(
+        json!({
+            "domain": domain,
+            "title": "Fake Mastodon",
+            "version": "4.3.0",
+            "configuration": {
+                "urls": {},
+                "accounts": { "max_featured_tags": 10 },
+                "statuses": {
+                    "max_characters": max,
+                    "max_media_attachments": 4,
+                    "characters_reserved_per_url": 23,
+                },
             },
-        },
-    }))
+        }),
+        media_attachments,
+    )
     .into_response()
+}
+
+/// The instance document with `configuration.media_attachments`.
+fn with_media_limits(mut instance: Value, media_attachments: Value) -> axum::Json<Value> {
+    if let Some(config) = instance
+        .get_mut("configuration")
+        .and_then(|c| c.as_object_mut())
+    {
+        config.insert("media_attachments".into(), media_attachments);
+    }
+    axum::Json(instance)
 }
 
 async fn control_statuses(State(shared): State<Arc<Shared>>) -> Response {

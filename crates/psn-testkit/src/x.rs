@@ -13,6 +13,17 @@
 //!   and `referenced_tweets` only when asked for in `tweet.fields` (as on X; `post.fields`
 //!   is accepted too and answers `referenced_posts`). No posts → `{"meta":{"result_count":0}}`.
 //! - `GET /2/users/me` — auth; `{"data":{"id","name","username"}}`.
+//! - Media (`/2/media/upload…`, see [`FakeMedia`]): one-shot `POST /2/media/upload`
+//!   (multipart `media` + `media_category`, images only, ≤ 5 MB); chunked
+//!   `POST /2/media/upload/initialize` (JSON `media_type`, `total_bytes`, `media_category`,
+//!   no other field), `POST /2/media/upload/{id}/append` (multipart `segment_index`, `media`;
+//!   an index may be sent again — it replaces the segment — but never skip one; no APPEND
+//!   after FINALIZE; never more bytes than announced), `POST /2/media/upload/{id}/finalize`
+//!   (every byte received; GIFs and videos then process for
+//!   [`FakeX::set_media_processing`] status checks, suggesting `check_after_secs`),
+//!   `GET /2/media/upload?command=STATUS&media_id=…`, `POST /2/media/metadata` (alt text ≤
+//!   1000 characters). Media belongs to the account that uploaded it; a post's
+//!   `media.media_ids` (1 to 4) must be the author's, finalized and processed.
 //! - `POST /2/oauth2/token` — form `grant_type=refresh_token&refresh_token=…[&client_id=…]`;
 //!   rotates both tokens (the old access token stays valid until expired); a spent or
 //!   unknown refresh token → 400 `invalid_grant`.
@@ -94,6 +105,41 @@ pub struct FakePost {
     pub reply_to: Option<String>,
     /// Order of creation, from 1.
     pub created_seq: u64,
+    /// Attached media ids (`media.media_ids`).
+    #[serde(default)]
+    pub media_ids: Vec<String>,
+}
+
+/// A media upload the fake holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FakeMedia {
+    pub id: String,
+    pub owner: String,
+    pub category: String,
+    pub media_type: String,
+    pub total_bytes: u64,
+    /// Whether it came through initialize/append/finalize.
+    pub chunked: bool,
+    /// Every APPEND accepted, in order of arrival: `(segment_index, bytes)`.
+    pub appends: Vec<(u32, usize)>,
+    pub finalized: bool,
+    /// Processed and usable in a post.
+    pub ready: bool,
+    /// Status checks left before processing ends.
+    pub polls_left: u32,
+    /// How many status checks were answered.
+    pub status_checks: u32,
+    pub alt: Option<String>,
+    /// The bytes received, segment by segment.
+    #[serde(skip)]
+    pub segments: Vec<Vec<u8>>,
+}
+
+impl FakeMedia {
+    /// The file as the fake assembled it.
+    pub fn content(&self) -> Vec<u8> {
+        self.segments.concat()
+    }
 }
 
 /// A request the fake received (control endpoints excluded). Headers are not kept (tokens).
@@ -248,6 +294,9 @@ struct FakeState {
     windows: HashMap<(String, String), Window>,
     post_limit: Option<u32>,
     issued: u64,
+    media: Vec<FakeMedia>,
+    /// (status checks before processing ends, suggested `check_after_secs`).
+    media_processing: Option<(u32, u64)>,
 }
 
 impl FakeState {
@@ -331,6 +380,10 @@ fn endpoint_key(method: &Method, path: &str) -> String {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<FakeState>,
+    /// APPENDs with a segment index at or above this wait until it changes.
+    hold: tokio::sync::watch::Sender<Option<u32>>,
+    /// How many APPENDs are waiting.
+    held: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -354,12 +407,19 @@ impl FakeX {
     pub async fn start() -> FakeX {
         let shared = Arc::new(Shared {
             state: Mutex::new(FakeState::default()),
+            hold: tokio::sync::watch::channel(None).0,
+            held: std::sync::atomic::AtomicUsize::new(0),
         });
         let router = Router::new()
             .route("/2/tweets", post(create_tweet))
             .route("/2/users/me", get(users_me))
             .route("/2/users/{id}/tweets", get(user_tweets))
             .route("/2/oauth2/token", post(oauth_token))
+            .route("/2/media/upload", post(media_upload).get(media_status))
+            .route("/2/media/upload/initialize", post(media_initialize))
+            .route("/2/media/upload/{id}/append", post(media_append))
+            .route("/2/media/upload/{id}/finalize", post(media_finalize))
+            .route("/2/media/metadata", post(media_metadata))
             .route("/_fake/posts", get(control_posts))
             .route("/_fake/requests", get(control_requests))
             .route(
@@ -367,6 +427,8 @@ impl FakeX {
                 post(control_set_faults).delete(control_clear_faults),
             )
             .route("/_fake/accounts", post(control_add_account))
+            // Media uploads: bodies up to 64 MB (axum's default limit is 2 MB).
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
             .layer(middleware::from_fn_with_state(shared.clone(), x_layer))
             .with_state(shared.clone());
         let addr = serve(router)
@@ -483,6 +545,35 @@ impl FakeX {
     /// The X requests received, in order (bodies included, headers not).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The media uploads so far, in order of creation.
+    pub fn media(&self) -> Vec<FakeMedia> {
+        self.shared.lock().media.clone()
+    }
+
+    /// From now on, an APPEND with a segment index of `index` or more waits (its request
+    /// unanswered) until [`FakeX::release_media_appends`]; then it is applied, even if the
+    /// client is gone. [`FakeX::held_media_appends`] counts the waiting ones: a test knows an
+    /// upload reached `index` without racing it.
+    pub fn hold_media_appends_from(&self, index: u32) {
+        self.shared.hold.send_replace(Some(index));
+    }
+
+    /// Lets held APPENDs through.
+    pub fn release_media_appends(&self) {
+        self.shared.hold.send_replace(None);
+    }
+
+    /// How many APPENDs are waiting.
+    pub fn held_media_appends(&self) -> usize {
+        self.shared.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// GIFs and videos process for `checks` status checks after FINALIZE, each answer
+    /// suggesting `check_after_secs` (default: 1 check, 1 second).
+    pub fn set_media_processing(&self, checks: u32, check_after_secs: u64) {
+        self.shared.lock().media_processing = Some((checks, check_after_secs));
     }
 
     /// Sets how many `POST /2/tweets` an account may make per 15 minutes (default 100).
@@ -686,15 +777,19 @@ async fn create_tweet(
             "The `{field}` field is not allowed in this request."
         ));
     }
-    if request.contains_key("media") {
-        return invalid_request("The fake X does not support media.");
-    }
+    let media_ids = match request.get("media") {
+        None => Vec::new(),
+        Some(media) => match attached_media(&state, &author, media) {
+            Ok(ids) => ids,
+            Err(response) => return *response,
+        },
+    };
     let text = match request.get("text") {
         Some(Value::String(text)) => text.clone(),
         Some(_) => return invalid_request("The `text` field must be a string."),
         None => String::new(),
     };
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && media_ids.is_empty() {
         return invalid_request("Tweet text is required when no media is attached.");
     }
     let reply_to = match request.get("reply") {
@@ -731,10 +826,11 @@ async fn create_tweet(
         // X says only this for an over-long post.
         return forbidden("Forbidden");
     }
-    if state
-        .posts
-        .iter()
-        .any(|p| p.author_id == author && p.text == text)
+    if !text.is_empty()
+        && state
+            .posts
+            .iter()
+            .any(|p| p.author_id == author && p.text == text)
     {
         return forbidden("You are not allowed to create a Tweet with duplicate content.");
     }
@@ -746,9 +842,486 @@ async fn create_tweet(
         text: text.clone(),
         reply_to,
         created_seq: seq,
+        media_ids,
     });
     let body = json!({ "data": { "id": id, "text": text, "edit_history_tweet_ids": [id] } });
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// The `media` object of a new post: `{"media_ids": [1..=4 ids]}` of the author's processed
+/// uploads.
+fn attached_media(
+    state: &FakeState,
+    author: &str,
+    media: &Value,
+) -> Result<Vec<String>, Box<Response>> {
+    let bad = |detail: String| Box::new(invalid_request(&detail));
+    let Value::Object(media) = media else {
+        return Err(bad("`media` must be an object.".into()));
+    };
+    if let Some(field) = media
+        .keys()
+        .find(|k| !["media_ids", "tagged_user_ids"].contains(&k.as_str()))
+    {
+        return Err(bad(format!("The `media.{field}` field is not allowed.")));
+    }
+    let Some(Value::Array(ids)) = media.get("media_ids") else {
+        return Err(bad("`media.media_ids` is required.".into()));
+    };
+    if ids.is_empty() || ids.len() > 4 {
+        return Err(bad(format!(
+            "`media.media_ids` must hold 1 to 4 ids, not {}.",
+            ids.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let Value::String(id) = id else {
+            return Err(bad("media ids must be strings.".into()));
+        };
+        match state
+            .media
+            .iter()
+            .find(|m| &m.id == id && m.owner == author)
+        {
+            None => {
+                return Err(bad(format!(
+                    "Your media IDs are invalid: {id} is not a media id of this account."
+                )));
+            }
+            Some(m) if !m.ready => {
+                return Err(bad(format!(
+                    "Your media ID {id} is not ready: finalize it and wait for processing."
+                )));
+            }
+            Some(_) => out.push(id.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// Categories X accepts for posts.
+const MEDIA_CATEGORIES: &[&str] = &["tweet_image", "tweet_gif", "tweet_video", "amplify_video"];
+/// `media_type`s `initialize` accepts (OpenAPI `InitializeMediaUploadRequest`).
+const MEDIA_TYPES: &[&str] = &[
+    "video/mp4",
+    "video/webm",
+    "video/mp2t",
+    "video/quicktime",
+    "text/srt",
+    "text/vtt",
+    "image/jpeg",
+    "image/gif",
+    "image/bmp",
+    "image/png",
+    "image/webp",
+    "image/pjpeg",
+    "image/tiff",
+    "model/gltf-binary",
+    "model/vnd.usdz+zip",
+];
+/// The most a one-shot image upload takes.
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+fn media_key(id: &str) -> String {
+    format!("3_{id}")
+}
+
+fn next_media_id(state: &FakeState) -> String {
+    (FIRST_ID + 7 + (state.media.len() as u64 + 1) * 1000).to_string()
+}
+
+/// `processing_info` of a media, `None` once no processing was ever needed.
+fn processing_info(media: &FakeMedia, check_after: u64) -> Option<Value> {
+    if !media.finalized
+        || (media.ready
+            && media.status_checks == 0
+            && media.polls_left == 0
+            && !needs_processing(media))
+    {
+        return None;
+    }
+    if media.ready {
+        return Some(json!({ "state": "succeeded", "progress_percent": 100 }));
+    }
+    let state = if media.status_checks == 0 {
+        "pending"
+    } else {
+        "in_progress"
+    };
+    Some(json!({ "state": state, "check_after_secs": check_after, "progress_percent": 50 }))
+}
+
+fn needs_processing(media: &FakeMedia) -> bool {
+    media.category != "tweet_image"
+}
+
+fn media_json(media: &FakeMedia, check_after: u64) -> Value {
+    let mut data = json!({
+        "id": media.id,
+        "media_key": media_key(&media.id),
+        "size": media.total_bytes,
+        "expires_after_secs": 86_400,
+    });
+    if let Some(info) = processing_info(media, check_after) {
+        data["processing_info"] = info;
+    }
+    json!({ "data": data })
+}
+
+async fn media_upload(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = shared.lock();
+    let Some(owner) = state.user_for(&headers) else {
+        return unauthorized();
+    };
+    let form = match crate::form::parse(&headers, &body) {
+        Ok(form) => form,
+        Err(e) => return invalid_request(&e),
+    };
+    if let Some(field) = form
+        .keys()
+        .find(|k| !["media", "media_category", "additional_owners"].contains(&k.as_str()))
+    {
+        return invalid_request(&format!(
+            "The `{field}` field is not allowed in this request."
+        ));
+    }
+    let Some(media) = form.get("media") else {
+        return invalid_request("The `media` field is required.");
+    };
+    let category = form
+        .get("media_category")
+        .and_then(|f| f.text())
+        .unwrap_or("");
+    if category != "tweet_image" {
+        return invalid_request(&format!(
+            "media_category {category:?}: one-shot uploads take tweet_image; use the chunked upload for GIFs and videos."
+        ));
+    }
+    if media.data.is_empty() || media.data.len() > MAX_IMAGE_BYTES {
+        return invalid_request(&format!(
+            "Image size {} is not between 1 byte and 5 MB.",
+            media.data.len()
+        ));
+    }
+    let id = next_media_id(&state);
+    let record = FakeMedia {
+        id: id.clone(),
+        owner,
+        category: category.into(),
+        media_type: media.content_type.clone().unwrap_or_default(),
+        total_bytes: media.data.len() as u64,
+        chunked: false,
+        appends: Vec::new(),
+        finalized: true,
+        ready: true,
+        polls_left: 0,
+        status_checks: 0,
+        alt: None,
+        segments: vec![media.data.clone()],
+    };
+    let body = media_json(&record, 0);
+    state.media.push(record);
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn media_initialize(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = shared.lock();
+    let Some(owner) = state.user_for(&headers) else {
+        return unauthorized();
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type",
+            "Content-Type must be application/json.",
+            "about:blank",
+        );
+    }
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
+        return invalid_request("The request body is not a JSON object.");
+    };
+    if let Some(field) = request.keys().find(|k| {
+        ![
+            "additional_owners",
+            "media_category",
+            "media_type",
+            "shared",
+            "total_bytes",
+        ]
+        .contains(&k.as_str())
+    }) {
+        return invalid_request(&format!(
+            "The `{field}` field is not allowed in this request."
+        ));
+    }
+    let media_type = request
+        .get("media_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if !MEDIA_TYPES.contains(&media_type) {
+        return invalid_request(&format!("media_type {media_type:?} is not supported."));
+    }
+    let category = request
+        .get("media_category")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if !MEDIA_CATEGORIES.contains(&category) {
+        return invalid_request(&format!("media_category {category:?} is not supported."));
+    }
+    let Some(total) = request
+        .get("total_bytes")
+        .and_then(|v| v.as_u64())
+        .filter(|&t| t > 0)
+    else {
+        return invalid_request("total_bytes must be a positive integer.");
+    };
+    let id = next_media_id(&state);
+    let (checks, _) = state.media_processing.unwrap_or((1, 1));
+    state.media.push(FakeMedia {
+        id: id.clone(),
+        owner,
+        category: category.into(),
+        media_type: media_type.into(),
+        total_bytes: total,
+        chunked: true,
+        appends: Vec::new(),
+        finalized: false,
+        ready: false,
+        polls_left: checks,
+        status_checks: 0,
+        alt: None,
+        segments: Vec::new(),
+    });
+    let body =
+        json!({ "data": { "id": id, "media_key": media_key(&id), "expires_after_secs": 86_400 } });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// The author's upload `id`, or the error response.
+fn own_media<'a>(
+    state: &'a mut FakeState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<&'a mut FakeMedia, Box<Response>> {
+    let Some(owner) = state.user_for(headers) else {
+        return Err(Box::new(unauthorized()));
+    };
+    state
+        .media
+        .iter_mut()
+        .find(|m| m.id == id && m.owner == owner)
+        .ok_or_else(|| Box::new(invalid_request(&format!("Unknown media id {id}."))))
+}
+
+async fn media_append(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    hold_append(&shared, &headers, &body).await;
+    let mut state = shared.lock();
+    let media = match own_media(&mut state, &headers, &id) {
+        Ok(m) => m,
+        Err(response) => return *response,
+    };
+    let form = match crate::form::parse(&headers, &body) {
+        Ok(form) => form,
+        Err(e) => return invalid_request(&e),
+    };
+    if let Some(field) = form
+        .keys()
+        .find(|k| !["media", "segment_index"].contains(&k.as_str()))
+    {
+        return invalid_request(&format!(
+            "The `{field}` field is not allowed in this request."
+        ));
+    }
+    if !media.chunked {
+        return invalid_request("APPEND is only for uploads started with initialize.");
+    }
+    if media.finalized {
+        return invalid_request("The upload was already finalized: APPEND after FINALIZE.");
+    }
+    let Some(index) = form
+        .get("segment_index")
+        .and_then(|f| f.text())
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|&i| i <= 999)
+    else {
+        return invalid_request("segment_index must be an integer from 0 to 999.");
+    };
+    let Some(chunk) = form.get("media").map(|f| f.data.clone()) else {
+        return invalid_request("The `media` field is required.");
+    };
+    let index_usize = index as usize;
+    if index_usize > media.segments.len() {
+        return invalid_request(&format!(
+            "Segment {index} arrived before segment {}: segments must be consecutive.",
+            media.segments.len()
+        ));
+    }
+    let mut sizes: u64 = media.segments.iter().map(|s| s.len() as u64).sum();
+    if index_usize < media.segments.len() {
+        sizes -= media.segments[index_usize].len() as u64;
+    }
+    if sizes + chunk.len() as u64 > media.total_bytes {
+        return invalid_request("The upload is larger than total_bytes.");
+    }
+    media.appends.push((index, chunk.len()));
+    if index_usize < media.segments.len() {
+        media.segments[index_usize] = chunk;
+    } else {
+        media.segments.push(chunk);
+    }
+    let body = json!({ "data": { "expires_at": now_secs() + 86_400 } });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Waits while APPENDs of this segment index are held.
+async fn hold_append(shared: &Shared, headers: &HeaderMap, body: &[u8]) {
+    let index = crate::form::parse(headers, body)
+        .ok()
+        .and_then(|f| f.get("segment_index")?.text()?.trim().parse::<u32>().ok());
+    let Some(index) = index else { return };
+    let mut rx = shared.hold.subscribe();
+    let held = |h: &Option<u32>| h.is_some_and(|from| index >= from);
+    if !held(&rx.borrow_and_update()) {
+        return;
+    }
+    shared
+        .held
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    while held(&rx.borrow_and_update()) {
+        if rx.changed().await.is_err() {
+            break;
+        }
+    }
+    shared
+        .held
+        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+async fn media_finalize(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = shared.lock();
+    let (_, check_after) = state.media_processing.unwrap_or((1, 1));
+    let media = match own_media(&mut state, &headers, &id) {
+        Ok(m) => m,
+        Err(response) => return *response,
+    };
+    if !media.chunked {
+        return invalid_request("FINALIZE is only for uploads started with initialize.");
+    }
+    let received: u64 = media.segments.iter().map(|s| s.len() as u64).sum();
+    if received != media.total_bytes {
+        return invalid_request(&format!(
+            "Received {received} of {} bytes: append the rest before FINALIZE.",
+            media.total_bytes
+        ));
+    }
+    if !media.finalized {
+        media.finalized = true;
+        if !needs_processing(media) || media.polls_left == 0 {
+            media.ready = true;
+        }
+    }
+    let body = media_json(media, check_after);
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn media_status(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = shared.lock();
+    if let Some((name, _)) = params
+        .iter()
+        .find(|(k, _)| k != "media_id" && k != "command")
+    {
+        return invalid_request(&format!(
+            "The query parameter [{name}] is not one of [media_id,command]"
+        ));
+    }
+    if params.iter().any(|(k, v)| k == "command" && v != "STATUS") {
+        return invalid_request("command must be STATUS.");
+    }
+    let Some((_, id)) = params.iter().find(|(k, _)| k == "media_id").cloned() else {
+        return invalid_request("media_id is required.");
+    };
+    let (_, check_after) = state.media_processing.unwrap_or((1, 1));
+    let media = match own_media(&mut state, &headers, &id) {
+        Ok(m) => m,
+        Err(response) => return *response,
+    };
+    if !media.finalized {
+        return invalid_request("The upload is not finalized.");
+    }
+    if !media.ready {
+        media.status_checks += 1;
+        media.polls_left = media.polls_left.saturating_sub(1);
+        if media.polls_left == 0 {
+            media.ready = true;
+        }
+    }
+    let body = media_json(media, check_after);
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn media_metadata(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = shared.lock();
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
+        return invalid_request("The request body is not a JSON object.");
+    };
+    let id = request
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let media = match own_media(&mut state, &headers, &id) {
+        Ok(m) => m,
+        Err(response) => return *response,
+    };
+    let Some(text) = request
+        .get("metadata")
+        .and_then(|m| m.get("alt_text"))
+        .and_then(|a| a.get("text"))
+        .and_then(|t| t.as_str())
+    else {
+        return invalid_request("metadata.alt_text.text is required.");
+    };
+    if text.chars().count() > 1000 {
+        return invalid_request("Alt text is longer than 1000 characters.");
+    }
+    media.alt = Some(text.to_owned());
+    let body =
+        json!({ "data": { "id": id, "associated_metadata": { "alt_text": { "text": text } } } });
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 fn escape_like_x(text: &str) -> String {

@@ -756,3 +756,145 @@ fn psn_up_serves_library_files_and_nothing_else() {
     let (status, log) = up.wait(Duration::from_secs(30));
     assert!(status.success(), "psn up after SIGTERM: {status}\n{log}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Media uploads
+
+/// A two-segment thread with a 20 KiB video, uploaded in 2 KiB APPENDs: the worker is
+/// SIGKILLed while APPEND 4 is in flight (the fake holds it: by then the worker has saved the
+/// upload's state through segment 3), the held APPEND then lands anyway, and the next worker
+/// resumes the same upload — one INITIALIZE, segments 0–3 sent once, 4 sent again under the
+/// same index, then 5–9 — and publishes the thread once with the video on its first post.
+fn killed_mid_upload(postgres: bool) {
+    let _heavy = heavy();
+    let mut s = Setup::new(postgres, 1);
+    s.fake.set_media_processing(1, 0);
+    let video: Vec<u8> = (0..20 * 1024).map(|i| (i % 251) as u8).collect();
+    let path = s.ws.path("clip.mp4");
+    std::fs::write(&path, &video).unwrap();
+    let segments = vec![
+        "A thread with a video, 1/2.".to_string(),
+        "And its second part, 2/2.".to_string(),
+    ];
+    let mut post = new_post(segments, &s.accounts[0].id, Utc::now());
+    post.media = serde_json::json!([{
+        "path": path,
+        "summary": { "kind": "video", "bytes": video.len(), "duration_secs": 3.0, "alt": "A short clip" },
+    }]);
+    s.rt.block_on(s.hub.create_post(&post))
+        .expect("create post");
+
+    s.fake.hold_media_appends_from(4);
+    let chunk = [("PSN_UPLOAD_CHUNK_BYTES", "2048".to_string())];
+    let mut first = s.spawn(&["worker"], &chunk);
+    wait_for("APPEND 4 to arrive", PATIENCE, || {
+        s.fake.held_media_appends() >= 1
+    });
+    assert!(first.running(), "the worker exited:\n{}", first.log_text());
+    first.kill();
+    s.fake.release_media_appends();
+    wait_for("the held APPEND to land", PATIENCE, || {
+        s.fake.held_media_appends() == 0
+    });
+    assert!(
+        s.fake.posts().is_empty(),
+        "nothing is posted before the upload ends"
+    );
+
+    let second = s.spawn(&["worker"], &chunk);
+    wait_for("the post to publish", PATIENCE, || s.settled());
+    second.terminate();
+    let (status, log) = second.wait(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "the second worker failed: {status}\n{log}"
+    );
+
+    let inits = s
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/2/media/upload/initialize")
+        .count();
+    assert_eq!(inits, 1, "one upload session\n{log}");
+    let media = s.fake.media();
+    assert_eq!(media.len(), 1);
+    let indices: Vec<u32> = media[0].appends.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, vec![0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(media[0].content(), video);
+    assert_eq!(media[0].alt.as_deref(), Some("A short clip"));
+    let posts = s.fake.posts();
+    assert_eq!(posts.len(), 2, "one thread, published once");
+    assert_eq!(posts[0].media_ids, vec![media[0].id.clone()]);
+    assert!(
+        posts[1].media_ids.is_empty(),
+        "media goes on the first post only"
+    );
+    assert_eq!(posts[1].reply_to.as_deref(), Some(posts[0].id.as_str()));
+    assert_eq!(s.deliveries_in(DeliveryStatus::Published), 1);
+    let (stats, _) = s.attempt_stats();
+    // media:0 (not_found: resumed, then succeeded) and two segments.
+    assert_eq!(stats.get("succeeded"), Some(&3), "{stats:?}");
+    assert_eq!(stats.get("not_found"), Some(&1), "{stats:?}");
+}
+
+#[test]
+fn a_worker_killed_mid_upload_is_resumed_by_the_next_sqlite() {
+    killed_mid_upload(false);
+}
+
+#[test]
+fn a_worker_killed_mid_upload_is_resumed_by_the_next_postgres() {
+    killed_mid_upload(true);
+}
+
+/// `psn post --media … --alt …` then `psn worker --once`: the image is uploaded with its alt
+/// text and attached to the post; a post whose file disappeared before publishing fails with
+/// the file named, and nothing of it reaches X.
+#[test]
+fn worker_once_publishes_an_image_posted_with_psn_post() {
+    let mut s = Setup::new(false, 1);
+    let photo = s.ws.path("photo.png");
+    std::fs::write(&photo, vec![7u8; 3000]).unwrap();
+    let gone = s.ws.path("gone.png");
+    std::fs::write(&gone, vec![9u8; 1000]).unwrap();
+    let photo_arg = photo.to_string_lossy().into_owned();
+    let gone_arg = gone.to_string_lossy().into_owned();
+    s.ws.post(&[
+        "A photo",
+        "--to",
+        "x",
+        "--now",
+        "--media",
+        &photo_arg,
+        "--alt",
+        "Seven sevens",
+    ]);
+    s.ws.post(&["Another photo", "--to", "x", "--now", "--media", &gone_arg]);
+    std::fs::remove_file(&gone).unwrap();
+
+    let (status, log) = s
+        .spawn(&["worker", "--once"], &[])
+        .wait(Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "psn worker --once failed: {status}\n{log}"
+    );
+    let media = s.fake.media();
+    assert_eq!(media.len(), 1, "{log}");
+    assert_eq!(media[0].content(), vec![7u8; 3000]);
+    assert_eq!(media[0].alt.as_deref(), Some("Seven sevens"));
+    let posts = s.fake.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].text, "A photo");
+    assert_eq!(posts[0].media_ids, vec![media[0].id.clone()]);
+    let failed: Vec<String> = s
+        .posts()
+        .iter()
+        .flat_map(|p| &p.deliveries)
+        .filter(|d| d.status == DeliveryStatus::Failed)
+        .filter_map(|d| d.last_error.clone())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("gone.png"), "{failed:?}");
+}

@@ -7,7 +7,8 @@
 //! - reconcile: `GET {instance}/api/v1/accounts/{id}/statuses?limit=40` (the endpoint's
 //!   maximum) and look for a status whose text — Mastodon answers HTML `content`, stripped
 //!   here to plain text — equals the segment's, with the same `in_reply_to_id`;
-//! - refresh: not supported (Mastodon tokens do not expire by default).
+//! - refresh: not supported (Mastodon tokens do not expire by default);
+//! - media: see [`super::mastodon_media`] (`POST /api/v2/media`, then polls until processed).
 //!
 //! The API root is the account's instance ([`AccountContext::service_url`]), unless
 //! `PSN_API_BASE_MASTODON` is set (tests point it at a fake; see [`http::api_base`]).
@@ -93,6 +94,7 @@ impl MastodonPublisher {
             in_reply_to_id: segment.reply_to,
             language: segment.language.filter(|l| !l.trim().is_empty()),
             visibility: VISIBILITY,
+            media_ids: segment.media_ids,
         };
         serde_json::to_value(&body).unwrap_or_default()
     }
@@ -106,6 +108,8 @@ struct CreateStatus<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     language: Option<&'a str>,
     visibility: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    media_ids: &'a [String],
 }
 
 #[derive(Deserialize)]
@@ -321,6 +325,18 @@ impl Publisher for MastodonPublisher {
         )
         .await
     }
+
+    async fn upload_media(
+        &self,
+        account: &AccountContext,
+        media: &crate::upload::MediaFile,
+        state: crate::upload::UploadState,
+        ctx: &crate::upload::UploadContext<'_>,
+    ) -> Result<crate::upload::MediaRef, PublishError> {
+        let root = Self::api_root(account)?;
+        let token = account.access_token.0.as_str();
+        super::mastodon_media::upload(&self.client, &root, token, media, state, ctx).await
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +354,7 @@ mod tests {
             thread_root: reply_to,
             idempotency_key: "k",
             language: None,
+            media_ids: &[],
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod mastodon;
+pub mod mastodon_media;
 pub mod sanitize;
 pub mod x;
 
@@ -52,6 +53,8 @@ pub struct SegmentRequest<'a> {
     /// Stable for this (post, account, step): sent where the platform honors one.
     pub idempotency_key: &'a str,
     pub language: Option<&'a str>,
+    /// Uploaded media to attach (platform media ids, in order); empty after the first segment.
+    pub media_ids: &'a [String],
 }
 
 /// Something the platform now has.
@@ -178,6 +181,24 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
         let _ = account;
         Err(PublishError::NotSupported {
             operation: "identity check",
+            platform: self.platform(),
+        })
+    }
+
+    /// Uploads one media file (or resumes its upload from `state`), handing the upload's
+    /// state to `ctx.progress` after every finished step. Returns the platform's media id once
+    /// the file is usable in a post. Alt text is attached here where the platform takes it
+    /// separately.
+    async fn upload_media(
+        &self,
+        account: &AccountContext,
+        media: &crate::upload::MediaFile,
+        state: crate::upload::UploadState,
+        ctx: &crate::upload::UploadContext<'_>,
+    ) -> Result<crate::upload::MediaRef, PublishError> {
+        let _ = (account, media, state, ctx);
+        Err(PublishError::NotSupported {
+            operation: "media upload",
             platform: self.platform(),
         })
     }

@@ -4,7 +4,13 @@
 //!   OAuth 2 bearer token; a thread is a chain of replies to the previous segment;
 //! - reconcile: `GET /2/users/{id}/tweets` (the 100 most recent posts) and look for the
 //!   segment's text with the same reply target;
-//! - refresh: `POST /2/oauth2/token` with `grant_type=refresh_token` (refresh tokens rotate).
+//! - refresh: `POST /2/oauth2/token` with `grant_type=refresh_token` (refresh tokens rotate);
+//! - media: images up to 5 MB in one `POST /2/media/upload` (multipart `media`,
+//!   `media_category`); larger images, GIFs and videos chunked — `POST /2/media/upload/initialize` (JSON `media_type`,
+//!   `total_bytes`, `media_category`), `POST /2/media/upload/{id}/append` (multipart
+//!   `segment_index`, `media`), `POST /2/media/upload/{id}/finalize`, then
+//!   `GET /2/media/upload?command=STATUS&media_id=…` at the `check_after_secs` X suggests; alt
+//!   text through `POST /2/media/metadata`; the ids go in `media.media_ids` of the first post.
 //!
 //! X does not deduplicate by idempotency key, so an ambiguous `POST /2/tweets` must be
 //! reconciled before it is sent again. (X refuses an identical text from the same account
@@ -25,6 +31,10 @@ use super::{
     AccessToken, AccountContext, Capabilities, PublishError, Published, Publisher, RefreshedTokens,
     SegmentRequest,
 };
+use crate::upload::poll::{PollPolicy, Processing};
+use crate::upload::{
+    self, MediaFile, MediaRef, UploadContext, UploadState, chunked, form::Form, single,
+};
 
 /// X's API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.x.com";
@@ -32,6 +42,11 @@ pub const DEFAULT_BASE_URL: &str = "https://api.x.com";
 pub const CLIENT_ID_ENV: &str = "X_CLIENT_ID";
 /// How many recent posts [`XPublisher::reconcile`] looks through (the endpoint's maximum).
 pub const RECONCILE_WINDOW: u32 = 100;
+/// The size of an APPEND segment (X takes up to 5 MB per segment), unless
+/// `PSN_UPLOAD_CHUNK_BYTES` says otherwise.
+pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// The largest image sent in one request; larger ones go through the chunked upload.
+pub const SINGLE_UPLOAD_MAX_BYTES: u64 = 5 * 1024 * 1024;
 
 /// The X API v2 connector. Cheap to clone (the HTTP client is shared).
 #[derive(Clone)]
@@ -39,6 +54,7 @@ pub struct XPublisher {
     base_url: String,
     client: reqwest::Client,
     client_id: Option<String>,
+    chunk_size: usize,
 }
 
 impl std::fmt::Debug for XPublisher {
@@ -72,7 +88,14 @@ impl XPublisher {
             base_url,
             client,
             client_id,
+            chunk_size: upload::chunk_bytes_from_env().unwrap_or(CHUNK_BYTES),
         }
+    }
+
+    /// Sets the size of APPEND segments.
+    pub fn with_chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes.max(1);
+        self
     }
 
     /// Sets the OAuth 2 client id sent on refresh.
@@ -101,6 +124,9 @@ impl XPublisher {
             reply: segment.reply_to.map(|id| Reply {
                 in_reply_to_tweet_id: id,
             }),
+            media: (!segment.media_ids.is_empty()).then_some(Media {
+                media_ids: segment.media_ids,
+            }),
         };
         serde_json::to_value(&body).unwrap_or_default()
     }
@@ -111,6 +137,13 @@ struct CreateTweet<'a> {
     text: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reply: Option<Reply<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<Media<'a>>,
+}
+
+#[derive(Serialize)]
+struct Media<'a> {
+    media_ids: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -174,6 +207,173 @@ pub fn normalize_text(text: &str) -> String {
         out = out.replacen(url.get_value(), "\u{1}url\u{1}", 1);
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The X category of a media kind.
+pub fn media_category(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Image => "tweet_image",
+        MediaKind::Gif => "tweet_gif",
+        MediaKind::Video => "tweet_video",
+    }
+}
+
+#[derive(Deserialize)]
+struct MediaResponse {
+    data: Option<MediaData>,
+}
+
+#[derive(Deserialize)]
+struct MediaData {
+    id: String,
+    #[serde(default)]
+    processing_info: Option<ProcessingInfo>,
+}
+
+#[derive(Deserialize)]
+struct ProcessingInfo {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    check_after_secs: Option<u64>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+fn processing(info: Option<ProcessingInfo>) -> Processing {
+    let Some(info) = info else {
+        return Processing::Ready;
+    };
+    match info.state.as_deref() {
+        Some("pending") | Some("in_progress") => Processing::Pending {
+            check_after: info.check_after_secs.map(Duration::from_secs),
+        },
+        Some("failed") => Processing::Failed {
+            message: info
+                .error
+                .as_ref()
+                .and_then(|e| e.get("message").or_else(|| e.get("name")))
+                .and_then(|m| m.as_str())
+                .unwrap_or("processing failed")
+                .to_owned(),
+        },
+        _ => Processing::Ready,
+    }
+}
+
+/// X's media endpoints for one account.
+struct XMedia<'a> {
+    publisher: &'a XPublisher,
+    token: &'a str,
+}
+
+impl XMedia<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.publisher.base_url)
+    }
+
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        kind: CallKind,
+    ) -> Result<MediaData, PublishError> {
+        let secrets = [self.token];
+        let response = http::send(request.bearer_auth(self.token), kind, &secrets).await?;
+        serde_json::from_str::<MediaResponse>(&response.body)
+            .ok()
+            .and_then(|r| r.data)
+            .filter(|d| !d.id.is_empty())
+            .ok_or_else(|| PublishError::Transient {
+                message: format!("X answered {} without a media id", response.status.as_u16()),
+                retry_after: None,
+            })
+    }
+}
+
+#[async_trait]
+impl single::SingleApi for XMedia<'_> {
+    async fn send(
+        &self,
+        file: &MediaFile,
+        bytes: Vec<u8>,
+    ) -> Result<(String, Processing), PublishError> {
+        let form = Form::new()
+            .text("media_category", media_category(file.kind))
+            .file("media", &file.file_name(), &file.mime, &bytes);
+        let request = upload::form::attach(
+            self.publisher.client.post(self.url("/2/media/upload")),
+            form,
+        );
+        let data = self.call(request, CallKind::Creating).await?;
+        Ok((data.id, processing(data.processing_info)))
+    }
+
+    async fn status(&self, media_id: &str) -> Result<Processing, PublishError> {
+        chunked::ChunkedApi::status(self, media_id).await
+    }
+}
+
+#[async_trait]
+impl chunked::ChunkedApi for XMedia<'_> {
+    async fn init(&self, file: &MediaFile) -> Result<String, PublishError> {
+        let body = serde_json::json!({
+            "media_type": file.mime,
+            "total_bytes": file.bytes,
+            "media_category": media_category(file.kind),
+        });
+        let request = self
+            .publisher
+            .client
+            .post(self.url("/2/media/upload/initialize"))
+            .json(&body);
+        Ok(self.call(request, CallKind::Creating).await?.id)
+    }
+
+    async fn append(&self, media_id: &str, index: u32, chunk: Vec<u8>) -> Result<(), PublishError> {
+        let form = Form::new().text("segment_index", &index.to_string()).file(
+            "media",
+            "chunk",
+            "application/octet-stream",
+            &chunk,
+        );
+        let request = upload::form::attach(
+            self.publisher
+                .client
+                .post(self.url(&format!("/2/media/upload/{media_id}/append"))),
+            form,
+        );
+        let secrets = [self.token];
+        // Sending a segment again replaces it: never ambiguous.
+        http::send(request.bearer_auth(self.token), CallKind::Reading, &secrets).await?;
+        Ok(())
+    }
+
+    async fn finalize(&self, media_id: &str) -> Result<Processing, PublishError> {
+        let request = self
+            .publisher
+            .client
+            .post(self.url(&format!("/2/media/upload/{media_id}/finalize")));
+        let data = self.call(request, CallKind::Reading).await?;
+        Ok(processing(data.processing_info))
+    }
+
+    async fn status(&self, media_id: &str) -> Result<Processing, PublishError> {
+        let request = self
+            .publisher
+            .client
+            .get(self.url("/2/media/upload"))
+            .query(&[("command", "STATUS"), ("media_id", media_id)]);
+        let data = self.call(request, CallKind::Reading).await?;
+        Ok(processing(data.processing_info))
+    }
+}
+
+impl XPublisher {
+    /// The JSON body of `POST /2/media/metadata` setting `alt` on `media_id`.
+    pub fn alt_text_body(media_id: &str, alt: &str) -> serde_json::Value {
+        let alt: String = alt.chars().take(1000).collect();
+        serde_json::json!({ "id": media_id, "metadata": { "alt_text": { "text": alt } } })
+    }
 }
 
 #[async_trait]
@@ -335,6 +535,40 @@ impl Publisher for XPublisher {
         )
         .await
     }
+
+    async fn upload_media(
+        &self,
+        account: &AccountContext,
+        media: &MediaFile,
+        state: UploadState,
+        ctx: &UploadContext<'_>,
+    ) -> Result<MediaRef, PublishError> {
+        let token = account.access_token.0.as_str();
+        let api = XMedia {
+            publisher: self,
+            token,
+        };
+        let policy = PollPolicy::default();
+        let (media_id, mut state) = match media.kind {
+            MediaKind::Image if media.bytes <= SINGLE_UPLOAD_MAX_BYTES => {
+                single::upload(&api, media, state, policy, ctx).await?
+            }
+            MediaKind::Image | MediaKind::Gif | MediaKind::Video => {
+                chunked::upload(&api, media, state, self.chunk_size, policy, ctx).await?
+            }
+        };
+        if let Some(alt) = media.alt.as_deref().filter(|_| !state.alt_done) {
+            let request = self
+                .client
+                .post(format!("{}/2/media/metadata", self.base_url))
+                .bearer_auth(token)
+                .json(&Self::alt_text_body(&media_id, alt));
+            http::send(request, CallKind::Reading, &[token]).await?;
+            state.alt_done = true;
+            ctx.progress.save(&state).await?;
+        }
+        Ok(MediaRef { media_id })
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +584,7 @@ mod tests {
             thread_root: reply_to,
             idempotency_key: "k",
             language: None,
+            media_ids: &[],
         }
     }
 
