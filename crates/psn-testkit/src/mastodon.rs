@@ -34,7 +34,7 @@
 //! and [`FaultKind::RateLimit`], answer 429 `{"error":"Too many requests"}` with those headers
 //! only (Mastodon sends no `Retry-After`).
 //!
-//! Faults are FakeX's [`Fault`]/[`FaultKind`], with Mastodon's answers: `ServerError` → 503,
+//! Faults are the shared [`Fault`]/[`FaultKind`] (see [`crate::faults`]), with Mastodon's answers: `ServerError` → 503,
 //! `Unauthorized` → 401, `BadRequest` → 422; `Slow`, `TimeoutBeforeWrite` and `DropAfterWrite`
 //! as on FakeX. [`Fault::on_status_create`] targets `POST /api/v1/statuses`.
 //!
@@ -57,9 +57,9 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-pub use crate::x::{Fault, FaultKind};
+pub use crate::faults::{Fault, FaultKind};
+use crate::faults::Faults;
 
-use crate::rng::XorShift;
 use crate::server::{close_connection, serve};
 
 /// The first status id; ids grow by 1000.
@@ -155,48 +155,11 @@ impl Fault {
     }
 }
 
-fn fault_matches(fault: &Fault, method: &Method, path: &str) -> bool {
-    fault.times > 0
-        && fault
-            .path_prefix
-            .as_deref()
-            .is_none_or(|p| path.starts_with(p))
-        && fault
-            .method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RandomSpec {
-    probability: f64,
-    kinds: Vec<FaultKind>,
-    seed: u64,
-    #[serde(default)]
-    path_prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum FaultControl {
-    Random { random: RandomSpec },
-    Many { faults: Vec<Fault> },
-    One(Fault),
-}
-
 #[derive(Debug, Deserialize)]
 struct AccountSpec {
     account_id: String,
     username: String,
     token: String,
-}
-
-#[derive(Debug)]
-struct RandomFaults {
-    probability: f64,
-    kinds: Vec<FaultKind>,
-    rng: XorShift,
-    path_prefix: Option<String>,
 }
 
 #[derive(Debug)]
@@ -214,8 +177,7 @@ struct FakeState {
     statuses: Vec<FakeStatus>,
     /// (account id, Idempotency-Key) → status id
     idempotency: HashMap<(String, String), String>,
-    faults: Vec<Fault>,
-    random: Option<RandomFaults>,
+    faults: Faults,
     requests: Vec<RecordedRequest>,
     windows: HashMap<String, Window>,
     max_characters: usize,
@@ -226,36 +188,6 @@ struct FakeState {
 }
 
 impl FakeState {
-    fn take_fault(&mut self, method: &Method, path: &str) -> Option<FaultKind> {
-        if let Some(pos) = self
-            .faults
-            .iter()
-            .position(|f| fault_matches(f, method, path))
-        {
-            let fault = &mut self.faults[pos];
-            fault.times -= 1;
-            let kind = fault.kind.clone();
-            if fault.times == 0 {
-                self.faults.remove(pos);
-            }
-            return Some(kind);
-        }
-        let random = self.random.as_mut()?;
-        if random.kinds.is_empty()
-            || random
-                .path_prefix
-                .as_deref()
-                .is_some_and(|p| !path.starts_with(p))
-        {
-            return None;
-        }
-        if random.rng.next_f64() < random.probability {
-            let i = random.rng.below(random.kinds.len());
-            Some(random.kinds[i].clone())
-        } else {
-            None
-        }
-    }
 
     /// `Ok(None)` without a token, `Err(())` with an unknown one.
     fn account_for(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
@@ -442,8 +374,7 @@ impl FakeMastodon {
                 tokens: HashMap::new(),
                 statuses: Vec::new(),
                 idempotency: HashMap::new(),
-                faults: Vec::new(),
-                random: None,
+                faults: Faults::default(),
                 requests: Vec::new(),
                 windows: HashMap::new(),
                 max_characters: DEFAULT_MAX_CHARACTERS,
@@ -563,19 +494,15 @@ impl FakeMastodon {
     /// After queued faults, each Mastodon request gets one of `kinds` with `probability`,
     /// drawn from a generator seeded with `seed` (same seed and requests, same faults).
     pub fn set_random_faults(&self, probability: f64, kinds: Vec<FaultKind>, seed: u64) {
-        self.shared.lock().random = Some(RandomFaults {
-            probability,
-            kinds,
-            rng: XorShift::new(seed),
-            path_prefix: None,
-        });
+        self.shared
+            .lock()
+            .faults
+            .set_random(None, probability, kinds, seed);
     }
 
     /// Removes queued and random faults.
     pub fn clear_faults(&self) {
-        let mut state = self.shared.lock();
-        state.faults.clear();
-        state.random = None;
+        self.shared.lock().faults.clear();
     }
 
     /// The Mastodon requests received, in order.
@@ -645,7 +572,7 @@ async fn mastodon_layer(
             idempotency_key: header_string(&parts.headers, "idempotency-key"),
             content_type: header_string(&parts.headers, "content-type"),
         });
-        let fault = state.take_fault(&method, &path);
+        let fault = state.faults.take(&method, &path);
         let who = state
             .account_for(&parts.headers)
             .ok()
@@ -1136,30 +1063,14 @@ async fn control_requests(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn control_set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let control: FaultControl = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad fault: {e}")).into_response(),
-    };
-    let mut state = shared.lock();
-    match control {
-        FaultControl::Random { random } => {
-            state.random = Some(RandomFaults {
-                probability: random.probability,
-                kinds: random.kinds,
-                rng: XorShift::new(random.seed),
-                path_prefix: random.path_prefix,
-            });
-        }
-        FaultControl::Many { faults } => state.faults.extend(faults),
-        FaultControl::One(fault) => state.faults.push(fault),
+    match shared.lock().faults.apply_control(&body) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
     }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn control_clear_faults(State(shared): State<Arc<Shared>>) -> Response {
-    let mut state = shared.lock();
-    state.faults.clear();
-    state.random = None;
+    shared.lock().faults.clear();
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -52,8 +52,8 @@ use psn_domain::Platform;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::rng::XorShift;
 use crate::server::{close_connection, serve};
+pub use crate::faults::{Fault, FaultKind, Faults};
 
 /// The first post id; ids grow by 1000 (19 digits, like real ids).
 const FIRST_ID: u64 = 1_900_000_000_000_000_000;
@@ -151,108 +151,11 @@ pub struct RecordedRequest {
     pub body: String,
 }
 
-/// What an injected fault does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FaultKind {
-    /// 503 with a problem body; nothing is written.
-    ServerError,
-    /// 429 with `Retry-After` and `x-rate-limit-reset`; nothing is written.
-    RateLimit { retry_after_secs: u64 },
-    /// 401 as for a bad token; nothing is written.
-    Unauthorized,
-    /// 400 with a problem detail; nothing is written.
-    BadRequest,
-    /// Waits, then handles the request normally (the write happens even if the client gave
-    /// up meanwhile).
-    Slow { ms: u64 },
-    /// Waits, then closes the connection without a response; nothing is written.
-    TimeoutBeforeWrite { ms: u64 },
-    /// Handles the request (the post is created), then closes the connection without any
-    /// response.
-    DropAfterWrite,
-}
-
-/// A fault for the next `times` requests that match `path_prefix` and `method` (when set).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fault {
-    #[serde(flatten)]
-    pub kind: FaultKind,
-    #[serde(default = "one")]
-    pub times: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_prefix: Option<String>,
-    /// An HTTP method (`"POST"`), matched case-insensitively.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-}
-
-fn one() -> u32 {
-    1
-}
-
 impl Fault {
-    /// `kind` for the next request, whatever its path.
-    pub fn new(kind: FaultKind) -> Self {
-        Fault {
-            kind,
-            times: 1,
-            path_prefix: None,
-            method: None,
-        }
-    }
-
     /// `kind` for the next `POST /2/tweets`.
     pub fn on_create(kind: FaultKind) -> Self {
         Fault::new(kind).path("/2/tweets").method("POST")
     }
-
-    /// Applies to the next `n` matching requests.
-    pub fn times(mut self, n: u32) -> Self {
-        self.times = n;
-        self
-    }
-
-    /// Only requests whose path starts with `prefix`.
-    pub fn path(mut self, prefix: impl Into<String>) -> Self {
-        self.path_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Only requests with this method.
-    pub fn method(mut self, method: impl Into<String>) -> Self {
-        self.method = Some(method.into());
-        self
-    }
-
-    fn matches(&self, method: &Method, path: &str) -> bool {
-        self.times > 0
-            && self
-                .path_prefix
-                .as_deref()
-                .is_none_or(|p| path.starts_with(p))
-            && self
-                .method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RandomSpec {
-    probability: f64,
-    kinds: Vec<FaultKind>,
-    seed: u64,
-    #[serde(default)]
-    path_prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum FaultControl {
-    Random { random: RandomSpec },
-    Many { faults: Vec<Fault> },
-    One(Fault),
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,14 +165,6 @@ struct AccountSpec {
     token: String,
     #[serde(default)]
     refresh_token: Option<String>,
-}
-
-#[derive(Debug)]
-struct RandomFaults {
-    probability: f64,
-    kinds: Vec<FaultKind>,
-    rng: XorShift,
-    path_prefix: Option<String>,
 }
 
 #[derive(Debug)]
@@ -287,8 +182,7 @@ struct FakeState {
     /// refresh token → (user id, spent)
     refresh_tokens: HashMap<String, (String, bool)>,
     posts: Vec<FakePost>,
-    faults: Vec<Fault>,
-    random: Option<RandomFaults>,
+    faults: Faults,
     request_count: usize,
     requests: Vec<RecordedRequest>,
     windows: HashMap<(String, String), Window>,
@@ -300,33 +194,6 @@ struct FakeState {
 }
 
 impl FakeState {
-    fn take_fault(&mut self, method: &Method, path: &str) -> Option<FaultKind> {
-        if let Some(pos) = self.faults.iter().position(|f| f.matches(method, path)) {
-            let fault = &mut self.faults[pos];
-            fault.times -= 1;
-            let kind = fault.kind.clone();
-            if fault.times == 0 {
-                self.faults.remove(pos);
-            }
-            return Some(kind);
-        }
-        let random = self.random.as_mut()?;
-        if random.kinds.is_empty()
-            || random
-                .path_prefix
-                .as_deref()
-                .is_some_and(|p| !path.starts_with(p))
-        {
-            return None;
-        }
-        if random.rng.next_f64() < random.probability {
-            let i = random.rng.below(random.kinds.len());
-            Some(random.kinds[i].clone())
-        } else {
-            None
-        }
-    }
-
     fn user_for(&self, headers: &HeaderMap) -> Option<String> {
         let token = bearer(headers)?;
         match self.tokens.get(token) {
@@ -522,19 +389,15 @@ impl FakeX {
         kinds: Vec<FaultKind>,
         seed: u64,
     ) {
-        self.shared.lock().random = Some(RandomFaults {
-            probability,
-            kinds,
-            rng: XorShift::new(seed),
-            path_prefix: path_prefix.map(str::to_owned),
-        });
+        self.shared
+            .lock()
+            .faults
+            .set_random(path_prefix, probability, kinds, seed);
     }
 
     /// Removes queued and random faults.
     pub fn clear_faults(&self) {
-        let mut state = self.shared.lock();
-        state.faults.clear();
-        state.random = None;
+        self.shared.lock().faults.clear();
     }
 
     /// How many X requests arrived (control endpoints excluded).
@@ -650,7 +513,7 @@ async fn x_layer(State(shared): State<Arc<Shared>>, request: Request, next: Next
             query,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         });
-        let fault = state.take_fault(&method, &path);
+        let fault = state.faults.take(&method, &path);
         let who = state
             .user_for(&parts.headers)
             .unwrap_or_else(|| "app".into());
@@ -1589,30 +1452,14 @@ async fn control_requests(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn control_set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let control: FaultControl = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad fault: {e}")).into_response(),
-    };
-    let mut state = shared.lock();
-    match control {
-        FaultControl::Random { random } => {
-            state.random = Some(RandomFaults {
-                probability: random.probability,
-                kinds: random.kinds,
-                rng: XorShift::new(random.seed),
-                path_prefix: random.path_prefix,
-            });
-        }
-        FaultControl::Many { faults } => state.faults.extend(faults),
-        FaultControl::One(fault) => state.faults.push(fault),
+    match shared.lock().faults.apply_control(&body) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
     }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn control_clear_faults(State(shared): State<Arc<Shared>>) -> Response {
-    let mut state = shared.lock();
-    state.faults.clear();
-    state.random = None;
+    shared.lock().faults.clear();
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -1647,21 +1494,6 @@ mod tests {
             v,
             json!({"kind":"rate_limit","retry_after_secs":3,"times":2,"path_prefix":"/2/tweets","method":"POST"})
         );
-        let back: FaultControl =
-            serde_json::from_value(json!({"kind":"drop_after_write"})).unwrap();
-        assert!(matches!(
-            back,
-            FaultControl::One(Fault {
-                kind: FaultKind::DropAfterWrite,
-                times: 1,
-                ..
-            })
-        ));
-        let random: FaultControl = serde_json::from_value(
-            json!({"random":{"probability":0.5,"kinds":[{"kind":"server_error"}],"seed":1}}),
-        )
-        .unwrap();
-        assert!(matches!(random, FaultControl::Random { .. }));
     }
 
     #[test]

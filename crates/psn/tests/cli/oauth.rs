@@ -509,7 +509,15 @@ fn an_unaudited_tiktok_app_is_explained_at_post_time() {
     let ws = TestWorkspace::new();
     let fake = FakeOAuth::start_in_thread(Platform::Tiktok, "tt", "dancer");
     connect(&ws, &fake, Platform::Tiktok, &[]).ok();
-    ws.write("clip.mp4", "not really a video, but not empty");
+    std::fs::write(
+        ws.path("clip.mp4"),
+        psn_media::testing::mp4(&psn_media::testing::Mp4Spec {
+            width: 720,
+            height: 1280,
+            ..Default::default()
+        }),
+    )
+    .unwrap();
     let before = ws.counts();
     let out = ws.psn(&[
         "post",
