@@ -189,8 +189,9 @@ fn default_worker_id() -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     publishers: HashMap<Platform, Arc<dyn Publisher>>,
-    /// Token keepers for platforms without a publishing connector: used by the refresh and
-    /// health rounds only, never to claim deliveries.
+    /// Token keepers for platforms without a publishing connector, or whose connector does not
+    /// refresh: used by the refresh and health rounds (and the refresh after a 401) only, never
+    /// to claim deliveries.
     keepers: HashMap<Platform, Arc<dyn Publisher>>,
 }
 
@@ -215,17 +216,18 @@ impl Registry {
     }
 
     /// Registers a connector that only refreshes and checks tokens (no publishing), for a
-    /// platform without a publisher. A publisher of the same platform takes precedence.
+    /// platform without a publisher or one whose publisher does not refresh (LinkedIn). It
+    /// takes precedence over the platform's publisher for refreshes and identity checks.
     pub fn register_keeper(&mut self, keeper: Arc<dyn Publisher>) {
         self.keepers.insert(keeper.platform(), keeper);
     }
 
-    /// The connector that refreshes and checks `platform`'s tokens: its publisher, else its
-    /// keeper.
+    /// The connector that refreshes and checks `platform`'s tokens: its keeper, else its
+    /// publisher.
     pub fn keeper(&self, platform: Platform) -> Option<&Arc<dyn Publisher>> {
-        self.publishers
+        self.keepers
             .get(&platform)
-            .or_else(|| self.keepers.get(&platform))
+            .or_else(|| self.publishers.get(&platform))
     }
 
     /// Platforms whose tokens this registry can keep (publishers and keepers), in order.

@@ -593,12 +593,17 @@ async fn publish(
                     now,
                 )
                 .await?;
+                // The platform's token keeper when it has one (LinkedIn), else its publisher.
+                let refresher: &dyn Publisher = ctx
+                    .registry
+                    .keeper(d.platform)
+                    .map_or(publisher, |k| k.as_ref());
                 let can_refresh = !refreshed
-                    && caps.refresh
+                    && refresher.capabilities().refresh
                     && refresh_token.as_ref().is_some_and(|t| !t.is_empty());
                 if can_refresh {
                     refreshed = true;
-                    match refresh::after_unauthorized(ctx, &d.account_id, publisher, &actx, &secret)
+                    match refresh::after_unauthorized(ctx, &d.account_id, refresher, &actx, &secret)
                         .await?
                     {
                         AfterUnauthorized::Fresh { access, refresh } => {

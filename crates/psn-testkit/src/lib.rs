@@ -12,6 +12,7 @@
 
 pub mod faults;
 pub mod form;
+pub mod linkedin;
 pub mod mastodon;
 pub mod oauth;
 mod rng;

@@ -898,3 +898,9 @@ fn worker_once_publishes_an_image_posted_with_psn_post() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].contains("gone.png"), "{failed:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// LinkedIn
+
+#[path = "linkedin/e2e.rs"]
+mod linkedin;

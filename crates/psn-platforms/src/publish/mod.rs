@@ -8,6 +8,7 @@
 //! reconcile against the platform before anything is sent again.
 
 pub mod http;
+pub mod linkedin;
 pub mod mastodon;
 pub mod mastodon_media;
 pub mod sanitize;
@@ -114,6 +115,16 @@ pub struct Capabilities {
     pub publish_budget: Option<(i64, Duration)>,
 }
 
+/// Engagement of one published post, as the platform reports it; `None` where the platform
+/// does not say (or does not say to this account).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PostMetrics {
+    pub likes: Option<u64>,
+    pub comments: Option<u64>,
+    pub shares: Option<u64>,
+    pub impressions: Option<u64>,
+}
+
 /// New tokens after a refresh. `refresh_token` is `None` when the platform did not rotate it.
 #[derive(Debug, Clone)]
 pub struct RefreshedTokens {
@@ -181,6 +192,20 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
         let _ = account;
         Err(PublishError::NotSupported {
             operation: "identity check",
+            platform: self.platform(),
+        })
+    }
+
+    /// Engagement counts of a post this account published (`external_id` as
+    /// [`Published::external_id`]). A reading call: never creates anything.
+    async fn metrics(
+        &self,
+        account: &AccountContext,
+        external_id: &str,
+    ) -> Result<PostMetrics, PublishError> {
+        let _ = (account, external_id);
+        Err(PublishError::NotSupported {
+            operation: "post metrics",
             platform: self.platform(),
         })
     }

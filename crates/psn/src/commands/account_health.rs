@@ -1,7 +1,7 @@
 //! `psn accounts check` (a lightweight identity call per account), `psn accounts rotate-key`
 //! (every token re-encrypted under a new key), what each account's platform allows
 //! (`platform_status`, enforced by `psn post`), and the token keepers the worker uses for
-//! platforms without a publishing connector.
+//! platforms whose connector does not refresh its own tokens.
 
 use std::sync::Arc;
 
@@ -18,11 +18,17 @@ use crate::error::{CliError, CliResult, invalid};
 use crate::output::{print_json, table};
 use crate::workspace::{KEY_VAR, Workspace, actor, check_private};
 
+/// Platforms whose publisher refreshes and checks its own tokens; every other OAuth platform
+/// (LinkedIn included, whose publisher does not refresh) gets a token keeper.
+pub const SELF_REFRESHING: &[Platform] = &[Platform::X, Platform::Mastodon];
+
 /// Adds a token keeper (refresh and identity checks, no publishing) for every OAuth platform
-/// without a publisher in `registry`, with the app credentials from the workspace.
+/// whose publisher does not keep its own tokens ([`SELF_REFRESHING`]), with the app
+/// credentials from the workspace. The registry prefers a keeper over a publisher for token
+/// refreshes and identity checks.
 pub fn add_keepers(registry: &mut Registry, ws: Option<&Workspace>) {
     let config = ws.map(|w| w.config_dir());
-    for keeper in TokenKeeper::all_except(&registry.platforms()) {
+    for keeper in TokenKeeper::all_except(SELF_REFRESHING) {
         let platform = psn_platforms::publish::Publisher::platform(&keeper);
         let credentials = oauth::provider(platform)
             .and_then(|p| super::oauth_connect::client_credentials(config.as_deref(), p));

@@ -86,10 +86,11 @@ pub fn print_post(post: &Post, tz: Tz) {
                 String::new()
             }
         );
+        if let Some(id) = &d.external_id {
+            println!("      id: {id}");
+        }
         if let Some(url) = &d.url {
             println!("      url: {url}");
-        } else if let Some(id) = &d.external_id {
-            println!("      id: {id}");
         }
         if let Some(err) = &d.last_error {
             println!("      last error: {err}");
