@@ -131,8 +131,9 @@ fn linkedin_posts_from_psn_post_are_published_by_the_worker_and_shown() {
     // LinkedIn has no threads: '---' segments are refused before anything is written.
     s.ws.refused(
         &["post", "One\n---\nTwo", "--to", "linkedin", "--now"],
-        "thread",
-    );
+        "nothing was queued",
+    )
+    .stdout_has("linkedin.thread_unsupported");
 
     let (status, log) = s.spawn(&["worker", "--once"]).wait(Duration::from_secs(60));
     assert!(
