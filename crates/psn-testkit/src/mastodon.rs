@@ -57,8 +57,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-pub use crate::faults::{Fault, FaultKind};
 use crate::faults::Faults;
+pub use crate::faults::{Fault, FaultKind};
 
 use crate::server::{close_connection, serve};
 
@@ -188,7 +188,6 @@ struct FakeState {
 }
 
 impl FakeState {
-
     /// `Ok(None)` without a token, `Err(())` with an unknown one.
     fn account_for(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -1114,11 +1113,7 @@ mod tests {
     #[test]
     fn status_faults_target_the_create_endpoint() {
         let f = Fault::on_status_create(FaultKind::DropAfterWrite);
-        assert!(fault_matches(&f, &Method::POST, "/api/v1/statuses"));
-        assert!(!fault_matches(
-            &f,
-            &Method::GET,
-            "/api/v1/accounts/1/statuses"
-        ));
+        assert!(f.matches(&Method::POST, "/api/v1/statuses"));
+        assert!(!f.matches(&Method::GET, "/api/v1/accounts/1/statuses"));
     }
 }
