@@ -451,3 +451,28 @@ async fn run_hub(ctx: Arc<HubContext>) -> Result<(), psn_store::StoreError> {
 fn ctx_refresh_every(ctx: &HubContext) -> Duration {
     ctx.config.refresh_every.max(Duration::from_millis(100))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use psn_platforms::oauth::TokenKeeper;
+    use psn_platforms::publish::linkedin::LinkedInPublisher;
+
+    #[test]
+    fn a_keeper_takes_precedence_over_the_publisher_for_tokens() {
+        let mut r = Registry::new();
+        r.register(Arc::new(LinkedInPublisher::new("http://127.0.0.1:1")));
+        let keeper = r.keeper(Platform::Linkedin).expect("the publisher");
+        assert!(!keeper.capabilities().refresh);
+        r.register_keeper(Arc::new(TokenKeeper::new(Platform::Linkedin)));
+        let keeper = r.keeper(Platform::Linkedin).expect("the keeper");
+        assert!(keeper.capabilities().refresh);
+        let publisher = r.get(Platform::Linkedin).expect("the publisher");
+        assert!(
+            publisher.capabilities().reconcile,
+            "deliveries go to the publisher"
+        );
+        assert_eq!(r.platforms(), vec![Platform::Linkedin]);
+        assert_eq!(r.kept_platforms(), vec![Platform::Linkedin]);
+    }
+}

@@ -15,12 +15,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use psn_domain::Platform;
 use psn_platforms::publish::http::client_with_timeout;
+use psn_platforms::publish::linkedin::LinkedInPublisher;
 use psn_platforms::publish::mastodon::MastodonPublisher;
 use psn_platforms::publish::x::XPublisher;
 use psn_platforms::publish::{
     AccessToken, AccountContext, PublishError, Published, Publisher, SegmentRequest,
 };
 use psn_platforms::rules::ValidationRequest;
+use psn_testkit::linkedin::FakeLinkedIn;
 use psn_testkit::mastodon::FakeMastodon;
 use psn_testkit::{FakeX, Fault, FaultKind};
 
@@ -531,3 +533,69 @@ impl Target for MastodonTarget {
 }
 
 contract_suite!(mastodon, MastodonTarget);
+
+// --- LinkedIn ----------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct LinkedInTarget {
+    fake: FakeLinkedIn,
+}
+
+const LINKEDIN_TOKEN: &str = "sEcReT-contract-linkedin-token-0123456789";
+
+#[async_trait]
+impl Target for LinkedInTarget {
+    const PLATFORM: Platform = Platform::Linkedin;
+
+    async fn start() -> Self {
+        let fake = FakeLinkedIn::start().await;
+        fake.add_member("aLiCe9", "Alice", LINKEDIN_TOKEN);
+        LinkedInTarget { fake }
+    }
+
+    fn publisher(&self, timeout: Duration) -> Arc<dyn Publisher> {
+        Arc::new(LinkedInPublisher::with_client(
+            self.fake.base_url(),
+            client_with_timeout(timeout),
+        ))
+    }
+
+    fn account_with(&self, token: &str) -> AccountContext {
+        AccountContext {
+            external_id: "aLiCe9".into(),
+            handle: "Alice".into(),
+            service_url: String::new(),
+            access_token: AccessToken(token.into()),
+        }
+    }
+
+    fn token(&self) -> String {
+        LINKEDIN_TOKEN.into()
+    }
+
+    fn create_fault(&self, kind: FaultKind) -> Fault {
+        Fault::on_post_create(kind)
+    }
+
+    fn inject(&self, fault: Fault) {
+        self.fake.inject(fault);
+    }
+
+    fn posts(&self) -> Vec<Entry> {
+        self.fake
+            .posts()
+            .into_iter()
+            .map(|p| Entry {
+                id: p.urn,
+                text: p.text,
+                reply_to: None,
+            })
+            .collect()
+    }
+
+    fn request_count(&self) -> usize {
+        self.fake.request_count()
+    }
+}
+
+contract_suite!(linkedin, LinkedInTarget);

@@ -486,6 +486,11 @@ impl FakeLinkedIn {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
     }
+
+    /// How many requests arrived (control endpoints excluded).
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().requests.len()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
