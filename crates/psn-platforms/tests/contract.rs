@@ -407,6 +407,7 @@ macro_rules! contract_suite {
 
 // --- X -----------------------------------------------------------------------------------
 
+#[derive(Debug)]
 pub struct XTarget {
     fake: FakeX,
 }
@@ -472,6 +473,7 @@ contract_suite!(x, XTarget);
 
 // --- Mastodon ----------------------------------------------------------------------------
 
+#[derive(Debug)]
 pub struct MastodonTarget {
     fake: FakeMastodon,
 }
