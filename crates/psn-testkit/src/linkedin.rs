@@ -35,8 +35,8 @@
 //!   and AVAILABLE, owned by the author) or `content.multiImage {images: [{id, altText?}]}`
 //!   (2–20 such images); alt text at most 4086 characters. 201, empty body, the URN in
 //!   `x-restli-id` (and `x-linkedin-id`). The stored post keeps the commentary as sent and
-//!   the plain text. [`FakeLinkedIn::hold_posts`] makes creates wait unanswered (a test can
-//!   kill a client mid-call), then apply.
+//!   the plain text. [`FakeLinkedIn::hold_creates_from`] makes creates wait unanswered (the
+//!   shared [`Gate`]: a test can kill a client mid-call), then apply.
 //! - `GET /rest/posts?q=author&author=<urn>&count=` — newest first, `count` at most 100.
 //! - `POST /rest/images?action=initializeUpload` `{initializeUploadRequest: {owner}}` → 200
 //!   `{value: {uploadUrl, image, uploadUrlExpiresAt}}`; `PUT <uploadUrl>` (bearer token of the
@@ -69,10 +69,10 @@
 //! Control endpoints (never faulted, not recorded): `GET /_fake/posts`, `GET /_fake/requests`,
 //! `POST /_fake/faults`, `DELETE /_fake/faults`, `POST /_fake/members`
 //! (`{"member_id","name","token"}`), `POST /_fake/organizations` (`{"organization_id",
-//! "admin"}`), `POST /_fake/hold` (`{"posts": true|false}`), `GET /_fake/held`.
+//! "admin"}`), `POST /_fake/hold` (`{"creates": n}` holds from the n-th create, `{"creates":
+//! null}` releases), `GET /_fake/held`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,8 +86,8 @@ use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::faults::Faults;
 pub use crate::faults::{Fault, FaultKind};
+use crate::faults::{Faults, Gate};
 use crate::server::{close_connection, serve};
 
 /// The oldest `LinkedIn-Version` the fake accepts by default.
@@ -249,8 +249,7 @@ struct FakeState {
 struct Shared {
     state: Mutex<FakeState>,
     base_url: Mutex<String>,
-    hold: tokio::sync::watch::Sender<bool>,
-    held: AtomicUsize,
+    creates: Gate,
 }
 
 impl Shared {
@@ -294,8 +293,7 @@ impl FakeLinkedIn {
                 etag_seq: 0,
             }),
             base_url: Mutex::new(String::new()),
-            hold: tokio::sync::watch::channel(false).0,
-            held: AtomicUsize::new(0),
+            creates: Gate::default(),
         });
         let router = Router::new()
             .route("/rest/posts", post(create_post).get(list_posts))
@@ -444,20 +442,21 @@ impl FakeLinkedIn {
         );
     }
 
-    /// From now on, `POST /rest/posts` waits unanswered until [`FakeLinkedIn::release_posts`];
-    /// then it is applied, even if the client is gone.
-    pub fn hold_posts(&self) {
-        self.shared.hold.send_replace(true);
+    /// Holds `POST /rest/posts` from the `n`-th one after this call (0: the next) until
+    /// [`FakeLinkedIn::release_creates`]; a held create is written when released, even if its
+    /// client is gone. [`FakeLinkedIn::held_creates`] counts the waiting ones.
+    pub fn hold_creates_from(&self, n: u64) {
+        self.shared.creates.hold_from(n);
     }
 
     /// Lets held creates through.
-    pub fn release_posts(&self) {
-        self.shared.hold.send_replace(false);
+    pub fn release_creates(&self) {
+        self.shared.creates.release();
     }
 
     /// How many creates are waiting.
-    pub fn held_posts(&self) -> usize {
-        self.shared.held.load(Ordering::SeqCst)
+    pub fn held_creates(&self) -> usize {
+        self.shared.creates.held()
     }
 
     /// The posts accepted so far, oldest first.
@@ -895,20 +894,6 @@ macro_rules! tri {
 // ---------------------------------------------------------------------------------------------
 // Posts
 
-async fn wait_while_held(shared: &Shared) {
-    let mut rx = shared.hold.subscribe();
-    if !*rx.borrow_and_update() {
-        return;
-    }
-    shared.held.fetch_add(1, Ordering::SeqCst);
-    while *rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            break;
-        }
-    }
-    shared.held.fetch_sub(1, Ordering::SeqCst);
-}
-
 fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Box<Response>> {
     body.get(name)
         .and_then(|v| v.as_str())
@@ -920,7 +905,7 @@ async fn create_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    wait_while_held(&shared).await;
+    shared.creates.pass().await;
     let mut state = shared.lock();
     let token = tri!(state.token(&headers));
     let body = tri!(json_object(&headers, &body));
@@ -1176,9 +1161,7 @@ fn action(query: Option<&str>) -> Option<String> {
     query_pairs(query).get("action").cloned()
 }
 
-fn initialize_request<'a>(
-    body: &'a Map<String, Value>,
-) -> Result<&'a Map<String, Value>, Box<Response>> {
+fn initialize_request(body: &Map<String, Value>) -> Result<&Map<String, Value>, Box<Response>> {
     body.get("initializeUploadRequest")
         .and_then(|r| r.as_object())
         .ok_or_else(|| {
@@ -1620,13 +1603,18 @@ async fn control_add_organization(State(shared): State<Arc<Shared>>, body: Bytes
 
 #[derive(Deserialize)]
 struct HoldSpec {
-    posts: bool,
+    /// Hold creates from the n-th one (0: the next); `null` releases them.
+    creates: Option<u64>,
 }
 
 async fn control_hold(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     match serde_json::from_slice::<HoldSpec>(&body) {
-        Ok(spec) => {
-            shared.hold.send_replace(spec.posts);
+        Ok(HoldSpec { creates: Some(n) }) => {
+            shared.creates.hold_from(n);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(HoldSpec { creates: None }) => {
+            shared.creates.release();
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("bad hold: {e}")).into_response(),
@@ -1634,7 +1622,7 @@ async fn control_hold(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
 }
 
 async fn control_held(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(json!({ "posts": shared.held.load(Ordering::SeqCst) })).into_response()
+    axum::Json(json!({ "creates": shared.creates.held() })).into_response()
 }
 
 #[cfg(test)]

@@ -174,16 +174,16 @@ fn a_worker_killed_while_linkedin_holds_the_create_is_resumed_without_a_duplicat
         s.ws.post(&["Exactly once on LinkedIn", "--to", "linkedin", "--now"]);
     let id = post["id"].as_str().unwrap().to_owned();
 
-    s.fake.hold_posts();
+    s.fake.hold_creates_from(0);
     let mut first = s.spawn(&["worker"]);
     wait_for("the create call to arrive", PATIENCE, || {
-        s.fake.held_posts() >= 1
+        s.fake.held_creates() >= 1
     });
     assert!(first.running(), "the worker exited:\n{}", first.log_text());
     first.kill();
-    s.fake.release_posts();
+    s.fake.release_creates();
     wait_for("the held create to land", PATIENCE, || {
-        s.fake.held_posts() == 0 && s.fake.posts().len() == 1
+        s.fake.held_creates() == 0 && s.fake.posts().len() == 1
     });
 
     let second = s.spawn(&["worker"]);
