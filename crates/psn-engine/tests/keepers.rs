@@ -1,10 +1,10 @@
-//! Token keepers in the worker: refresh and weekly identity checks for the platforms without a
-//! publishing connector (LinkedIn, TikTok, Threads, …), against the fake authorization server
+//! Token keepers in the worker: refresh and weekly identity checks for the platforms whose
+//! connector does not keep its own tokens (LinkedIn, TikTok, Threads, …), against the fake authorization server
 //! (which rotates refresh tokens and refuses a spent one with `invalid_grant`) and a real hub
 //! (SQLite and PostgreSQL): per-platform rules (Threads only once a day old), rotation, an
 //! empty refresh answer keeps the stored refresh token, a dead token needs re-authorization
-//! with a P0 alert, an outage only postpones, two workers refresh once, and a revoked token is
-//! found by the weekly check.
+//! with a P0 alert, an outage only postpones, two workers refresh once, a revoked token is
+//! found by the weekly check, and a LinkedIn 401 while publishing is refreshed by the keeper.
 //!
 //! PostgreSQL tests need `PSN_TEST_DATABASE_URL` (an admin URL).
 
@@ -15,10 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use psn_domain::Platform;
+use psn_domain::{DeliveryStatus, Platform, PostStatus};
 use psn_engine::{Engine, EngineConfig, Metrics, Registry};
 use psn_platforms::oauth::{ClientCredentials, Endpoints, TokenKeeper, provider};
-use psn_store::{Account, AccountStatus, NewAccount, Secret, TokenSet};
+use psn_platforms::publish::http::client_with_timeout;
+use psn_platforms::publish::linkedin::LinkedInPublisher;
+use psn_store::{
+    Account, AccountStatus, NewAccount, NewDelivery, NewPost, PostFilter, Secret, TokenSet,
+};
+use psn_testkit::linkedin::FakeLinkedIn;
 use psn_testkit::oauth::{CLIENT_ID, CLIENT_SECRET, FakeOAuth, RefreshBehavior};
 use support::{Db, PATIENCE, World, fast_config};
 
@@ -484,4 +489,82 @@ fn accounts_are_checked_weekly_by_default() {
         EngineConfig::default().check_every,
         Duration::from_secs(7 * 24 * 3600)
     );
+}
+
+/// LinkedIn's publisher does not refresh: a 401 while publishing is refreshed by the token
+/// keeper (the registry prefers it), and the post goes out with the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linkedin_401_while_publishing_is_refreshed_by_the_token_keeper() {
+    let w = World::new(Db::Sqlite).await;
+    let oauth = FakeOAuth::start(Platform::Linkedin, "li", "member").await;
+    oauth.add_refresh_token("li-refresh-0");
+    let linkedin = FakeLinkedIn::start().await;
+    linkedin.add_member("id-member", "Member", "li-access-0");
+    linkedin.expire_token("li-access-0");
+    linkedin.trust_tokens_with_prefix("linkedin-access-", "id-member");
+    let a = connect(
+        &w,
+        Platform::Linkedin,
+        "member",
+        "li-access-0",
+        Some("li-refresh-0"),
+        0,
+        60 * DAY,
+    )
+    .await;
+    w.hub
+        .create_post(&NewPost {
+            created_by: "tester".into(),
+            idempotency_key: None,
+            phase: PostStatus::Scheduled,
+            body: "Refreshed, then published".into(),
+            language: None,
+            media: serde_json::json!([]),
+            options: serde_json::json!({}),
+            run_at: Some(Utc::now()),
+            deliveries: vec![NewDelivery {
+                account_id: a.id.clone(),
+                platform: Platform::Linkedin,
+                segments: vec!["Refreshed, then published".into()],
+            }],
+        })
+        .await
+        .unwrap();
+    let mut registry = Registry::new();
+    registry.register(Arc::new(LinkedInPublisher::with_client(
+        linkedin.base_url(),
+        client_with_timeout(Duration::from_secs(10)),
+    )));
+    registry.register_keeper(Arc::new(keeper(Platform::Linkedin, &oauth)));
+    let engine = Engine::new(
+        vec![w.hub.clone()],
+        w.cipher.clone(),
+        registry,
+        EngineConfig {
+            once: true,
+            ..fast_config("linkedin-401")
+        },
+    );
+    let (_handle, rx) = Engine::shutdown_channel();
+    tokio::time::timeout(PATIENCE, engine.run(rx))
+        .await
+        .expect("a once run finishes")
+        .expect("the engine ran");
+
+    assert_eq!(oauth.refresh_grants(), 1, "the keeper refreshed once");
+    let posts = linkedin.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].text, "Refreshed, then published");
+    let (access, _) = tokens(&w, &a).await;
+    assert!(
+        access.starts_with("linkedin-access-"),
+        "the new token is stored"
+    );
+    let stored = w.hub.posts(&PostFilter::default()).await.unwrap();
+    assert_eq!(stored[0].deliveries[0].status, DeliveryStatus::Published);
+    assert_eq!(
+        stored[0].deliveries[0].external_id.as_deref(),
+        Some(posts[0].urn.as_str())
+    );
+    w.finish().await;
 }

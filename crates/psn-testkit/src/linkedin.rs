@@ -231,6 +231,8 @@ struct Engagement {
 struct FakeState {
     members: HashMap<String, String>,
     tokens: HashMap<String, TokenInfo>,
+    /// Token prefixes of another issuer (a fake authorization server) and their member.
+    trusted_prefixes: Vec<(String, String)>,
     org_admins: HashMap<String, HashSet<String>>,
     posts: Vec<FakeLinkedInPost>,
     images: Vec<FakeImage>,
@@ -279,6 +281,7 @@ impl FakeLinkedIn {
             state: Mutex::new(FakeState {
                 members: HashMap::new(),
                 tokens: HashMap::new(),
+                trusted_prefixes: Vec::new(),
                 org_admins: HashMap::new(),
                 posts: Vec::new(),
                 images: Vec::new(),
@@ -371,6 +374,15 @@ impl FakeLinkedIn {
                 expired: false,
             },
         );
+    }
+
+    /// Accepts every token starting with `prefix` as `member_id`'s, with the default scopes:
+    /// for tokens a fake authorization server issues (`FakeOAuth`: `linkedin-access-…`).
+    pub fn trust_tokens_with_prefix(&self, prefix: &str, member_id: &str) {
+        self.shared
+            .lock()
+            .trusted_prefixes
+            .push((prefix.to_owned(), member_id.to_owned()));
     }
 
     /// Makes `admin` an administrator of `urn:li:organization:<organization_id>`.
@@ -793,7 +805,22 @@ impl FakeState {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(invalid());
         }
-        let info = self.tokens.get(token.trim()).ok_or_else(invalid)?;
+        let token = token.trim();
+        let trusted = self
+            .trusted_prefixes
+            .iter()
+            .find(|(prefix, _)| token.starts_with(prefix.as_str()))
+            .map(|(_, member)| TokenInfo {
+                member: member.clone(),
+                scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+                expired: false,
+            });
+        let info = self
+            .tokens
+            .get(token)
+            .cloned()
+            .or(trusted)
+            .ok_or_else(invalid)?;
         if info.expired {
             return Err(Box::new(li_error(
                 StatusCode::UNAUTHORIZED,
@@ -801,7 +828,7 @@ impl FakeState {
                 "The token used in the request has expired",
             )));
         }
-        Ok(info.clone())
+        Ok(info)
     }
 
     fn admin_of(&self, member: &str, org: &str) -> bool {
