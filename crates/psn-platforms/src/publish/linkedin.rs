@@ -80,6 +80,8 @@ pub const COMMENTARY_LIMIT: usize = 3000;
 pub const RESERVED: &[char] = &[
     '|', '{', '}', '@', '[', ']', '(', ')', '<', '>', '#', '\\', '*', '_', '~',
 ];
+/// How many idempotency keys [`LinkedInPublisher`] remembers as possibly landed.
+const MAX_SUSPECTS: usize = 10_000;
 /// How a media id carries its alt text (see [`media_ref`]).
 const ALT_MARK: &str = "?alt=";
 
@@ -202,6 +204,11 @@ impl LinkedInPublisher {
 
     fn mark_suspect(&self, key: &str) {
         let mut set = self.suspect.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: a long-running worker forgets old keys (their deliveries settled long ago;
+        // a forgotten key only turns a duplicate answer into a permanent refusal).
+        if set.len() >= MAX_SUSPECTS {
+            set.clear();
+        }
         set.insert(key.to_owned());
     }
 
