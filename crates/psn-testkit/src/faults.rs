@@ -214,7 +214,8 @@ mod tests {
             Some(FaultKind::DropAfterWrite)
         );
         assert_eq!(faults.take(&Method::POST, "/a/x"), None, "used once");
-        let random = json!({"random":{"probability":1.0,"kinds":[{"kind":"server_error"}],"seed":1}});
+        let random =
+            json!({"random":{"probability":1.0,"kinds":[{"kind":"server_error"}],"seed":1}});
         faults.apply_control(random.to_string().as_bytes()).unwrap();
         assert_eq!(faults.take(&Method::GET, "/"), Some(FaultKind::ServerError));
         faults.clear();

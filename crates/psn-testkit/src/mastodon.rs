@@ -57,8 +57,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-pub use crate::faults::{Fault, FaultKind};
 use crate::faults::Faults;
+pub use crate::faults::{Fault, FaultKind};
 
 use crate::server::{close_connection, serve};
 
@@ -188,7 +188,6 @@ struct FakeState {
 }
 
 impl FakeState {
-
     /// `Ok(None)` without a token, `Err(())` with an unknown one.
     fn account_for(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {

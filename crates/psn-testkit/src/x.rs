@@ -52,8 +52,8 @@ use psn_domain::Platform;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::server::{close_connection, serve};
 pub use crate::faults::{Fault, FaultKind, Faults};
+use crate::server::{close_connection, serve};
 
 /// The first post id; ids grow by 1000 (19 digits, like real ids).
 const FIRST_ID: u64 = 1_900_000_000_000_000_000;

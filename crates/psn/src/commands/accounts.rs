@@ -159,10 +159,13 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
             return Err(invalid("no app password on stdin"));
         }
         let service = normalize_url(&args.service)?;
+        // Fail on a bad key before logging in; then prove the password before storing it.
+        ws.cipher()?;
+        let identity = bluesky_login(&service, &handle, password.expose()).await?;
         NewAccount {
             platform,
-            external_id: handle.clone(),
-            handle,
+            external_id: identity.id,
+            handle: identity.handle,
             service_url: service,
             tokens: TokenSet {
                 access_token: password,
@@ -248,6 +251,33 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
     }
     print_connected(global, &account, created);
     Ok(())
+}
+
+/// Logs in to the PDS with the app password (`com.atproto.server.createSession`): the
+/// account's DID and current handle. A refused password is invalid input (exit 2, nothing
+/// written); an unreachable PDS is a failure (exit 1).
+async fn bluesky_login(
+    service: &str,
+    handle: &str,
+    password: &str,
+) -> CliResult<psn_platforms::oauth::Identity> {
+    use psn_platforms::publish::PublishError;
+    use psn_platforms::publish::bluesky::BlueskyPublisher;
+    match BlueskyPublisher::new()
+        .login(service, handle, password)
+        .await
+    {
+        Ok(identity) => Ok(identity),
+        Err(PublishError::Auth { message }) => Err(invalid(format!(
+            "Bluesky refused the handle or app password for {handle} ({message}); nothing was stored. Check the handle and create an app password at https://bsky.app/settings/app-passwords"
+        ))),
+        Err(PublishError::Permanent { message }) => Err(invalid(format!(
+            "Bluesky refused the login for {handle}: {message}; nothing was stored"
+        ))),
+        Err(e) => Err(crate::error::CliError::Failed(anyhow::anyhow!(
+            "cannot reach the Bluesky server {service} to check the app password: {e}; nothing was stored"
+        ))),
+    }
 }
 
 /// Asks on stderr and reads one line from stdin (`secret`: without echo on a terminal).
