@@ -409,6 +409,7 @@ macro_rules! contract_suite {
 
 // --- X -----------------------------------------------------------------------------------
 
+#[derive(Debug)]
 pub struct XTarget {
     fake: FakeX,
 }
@@ -474,6 +475,7 @@ contract_suite!(x, XTarget);
 
 // --- Mastodon ----------------------------------------------------------------------------
 
+#[derive(Debug)]
 pub struct MastodonTarget {
     fake: FakeMastodon,
 }

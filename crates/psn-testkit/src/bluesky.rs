@@ -249,35 +249,35 @@ impl FakeState {
     }
 
     /// The DID of the bearer's access token, or the XRPC error.
-    fn authed(&self, headers: &HeaderMap) -> Result<String, Response> {
+    fn authed(&self, headers: &HeaderMap) -> Result<String, Box<Response>> {
         let Some(token) = bearer(headers) else {
-            return Err(xrpc(
+            return Err(Box::new(xrpc(
                 StatusCode::UNAUTHORIZED,
                 "AuthMissing",
                 "Authentication Required",
-            ));
+            )));
         };
         let Some(t) = self.tokens.get(&token) else {
-            return Err(xrpc(
+            return Err(Box::new(xrpc(
                 StatusCode::UNAUTHORIZED,
                 "InvalidToken",
                 "Token could not be verified",
-            ));
+            )));
         };
         if t.kind != TokenKind::Access {
-            return Err(xrpc(
+            return Err(Box::new(xrpc(
                 StatusCode::BAD_REQUEST,
                 "InvalidToken",
                 "Invalid token type",
-            ));
+            )));
         }
         let expired = t.dead || self.access_ttl.is_some_and(|ttl| t.issued.elapsed() >= ttl);
         if expired {
-            return Err(xrpc(
+            return Err(Box::new(xrpc(
                 StatusCode::BAD_REQUEST,
                 "ExpiredToken",
                 "Token has expired",
-            ));
+            )));
         }
         Ok(t.did.clone())
     }
@@ -743,17 +743,17 @@ async fn pds_layer(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     response
 }
 
-fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
+fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(invalid("Request body must be a JSON object")),
+        _ => Err(Box::new(invalid("Request body must be a JSON object"))),
     }
 }
 
 async fn create_session(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let request = match json_body(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (Some(identifier), Some(password)) = (
         request.get("identifier").and_then(|v| v.as_str()),
@@ -820,7 +820,7 @@ async fn get_session(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> R
     let state = shared.lock();
     let did = match state.authed(&headers) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let handle = state
         .account_by_did(&did)
@@ -855,7 +855,7 @@ async fn upload_blob(
     let mut state = shared.lock();
     let did = match state.authed(&headers) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mime = headers
         .get(header::CONTENT_TYPE)
@@ -931,11 +931,11 @@ async fn create_record(
     let mut state = shared.lock();
     let did = match state.authed(&headers) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let request = match json_body(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let repo = request.get("repo").and_then(|v| v.as_str()).unwrap_or("");
     match state.account_by_id(repo) {
@@ -1024,11 +1024,7 @@ fn check_post(state: &FakeState, did: &str, record: &Value) -> Result<(), String
         let Some(langs) = langs.as_array() else {
             return Err("Record/langs must be an array".into());
         };
-        if langs.len() > 3
-            || langs
-                .iter()
-                .any(|l| !l.as_str().is_some_and(|s| !s.is_empty()))
-        {
+        if langs.len() > 3 || langs.iter().any(|l| l.as_str().is_none_or(str::is_empty)) {
             return Err("Record/langs must hold at most 3 language tags".into());
         }
     }
@@ -1337,7 +1333,7 @@ async fn get_posts(
 ) -> Response {
     let state = shared.lock();
     if let Err(r) = state.authed(&headers) {
-        return r;
+        return *r;
     }
     let uris: Vec<&str> = params
         .iter()
