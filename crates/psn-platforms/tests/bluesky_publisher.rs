@@ -645,3 +645,58 @@ fn debug_output_shows_no_password() {
         std::env::var("PSN_API_BASE_BLUESKY").unwrap_or_else(|_| "https://bsky.social".into())
     );
 }
+
+#[tokio::test]
+async fn a_video_is_embedded_as_video_and_a_gif_is_refused() {
+    let fake = fake().await;
+    let b = publisher();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
+    let path = dir.path().join("clip.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    let video = MediaFile {
+        path,
+        kind: MediaKind::Video,
+        mime: "video/mp4".into(),
+        bytes: bytes.len() as u64,
+        alt: Some("A short clip".into()),
+    };
+    let uploaded = b
+        .upload_media(
+            &account(&fake),
+            &video,
+            UploadState::default(),
+            &UploadContext::detached(),
+        )
+        .await
+        .unwrap();
+    let ids = vec![uploaded.media_id];
+    let seg = SegmentRequest {
+        media_ids: &ids,
+        ..segment("Watch this")
+    };
+    b.publish_segment(&account(&fake), &seg).await.unwrap();
+    let records = fake.records();
+    let embed = &records[0].value["embed"];
+    assert_eq!(embed["$type"], "app.bsky.embed.video");
+    assert_eq!(embed["alt"], "A short clip");
+    assert_eq!(embed["video"]["mimeType"], "video/mp4");
+    assert_eq!(fake.blobs()[0].data, bytes);
+
+    let gif = MediaFile {
+        kind: MediaKind::Gif,
+        mime: "image/gif".into(),
+        ..video.clone()
+    };
+    let err = b
+        .upload_media(
+            &account(&fake),
+            &gif,
+            UploadState::default(),
+            &UploadContext::detached(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::Permanent { .. }), "{err:?}");
+    assert_eq!(fake.blobs().len(), 1);
+}
