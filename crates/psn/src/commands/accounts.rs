@@ -162,9 +162,24 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
         // Fail on a bad key before logging in; then prove the password before storing it.
         ws.cipher()?;
         let identity = bluesky_login(&service, &handle, password.expose()).await?;
+        // An account connected before psn keyed Bluesky accounts by DID keeps its handle key,
+        // so reconnecting it updates it instead of adding a second one.
+        let legacy = ws
+            .open_hub(&global.hub)
+            .await?
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|a| {
+                a.platform == Platform::Bluesky
+                    && a.service_url == service
+                    && !a.external_id.starts_with("did:")
+                    && a.external_id.eq_ignore_ascii_case(&handle)
+            })
+            .map(|a| a.external_id);
         NewAccount {
             platform,
-            external_id: identity.id,
+            external_id: legacy.unwrap_or(identity.id),
             handle: identity.handle,
             service_url: service,
             tokens: TokenSet {

@@ -113,6 +113,52 @@ fn connect_bluesky_with_an_app_password() {
     assert_eq!(check.json()[0]["result"], "refused", "{}", check.stdout);
 }
 
+/// An account connected when psn keyed Bluesky accounts by handle is updated by a
+/// reconnect with the app password, not duplicated.
+#[test]
+fn reconnecting_a_handle_keyed_bluesky_account_keeps_it() {
+    let fake = psn_testkit::bluesky::FakeBluesky::start_in_thread();
+    let password = "abcd-efgh-ijkl-mnop";
+    fake.add_account(
+        "did:plc:alice000000000000000000",
+        "alice.bsky.social",
+        password,
+    );
+    let ws = TestWorkspace::new();
+    let old = ws.psn_stdin(
+        &[
+            "accounts",
+            "connect",
+            "bluesky",
+            "--token-stdin",
+            "--service",
+            &fake.base_url(),
+            "--json",
+        ],
+        r#"{"access_token":"old-app-password","handle":"alice.bsky.social"}"#,
+    );
+    old.ok();
+    let old_id = old.json()["id"].as_str().unwrap().to_owned();
+    let out = ws
+        .cmd([
+            "accounts",
+            "connect",
+            "bluesky",
+            "--handle",
+            "alice.bsky.social",
+            "--service",
+            &fake.base_url(),
+            "--app-password-stdin",
+            "--json",
+        ])
+        .stdin(password)
+        .run();
+    out.ok();
+    assert_eq!(out.json()["id"].as_str().unwrap(), old_id);
+    let list = ws.psn(&["accounts", "list", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn bluesky_needs_a_handle() {
     let ws = TestWorkspace::new();
