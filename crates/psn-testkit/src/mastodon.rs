@@ -57,8 +57,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::faults::Faults;
 pub use crate::faults::{Fault, FaultKind};
+use crate::faults::{Faults, Gate};
 
 use crate::server::{close_connection, serve};
 
@@ -338,6 +338,8 @@ fn created_at(seq: u64) -> String {
 struct Shared {
     state: Mutex<FakeState>,
     base_url: Mutex<String>,
+    /// Holds `POST /api/v1/statuses` on command.
+    creates: Gate,
 }
 
 impl Shared {
@@ -382,6 +384,7 @@ impl FakeMastodon {
                 media_limits: (DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_VIDEO_SIZE_LIMIT),
             }),
             base_url: Mutex::new(String::new()),
+            creates: Gate::default(),
         });
         let router = Router::new()
             .route("/api/v1/statuses", post(create_status))
@@ -483,6 +486,23 @@ impl FakeMastodon {
     /// GIFs and videos process for `checks` checks of `GET /api/v1/media/{id}` (default 1).
     pub fn set_media_processing(&self, checks: u32) {
         self.shared.lock().media_checks = checks;
+    }
+
+    /// Holds `POST /api/v1/statuses` from the `n`-th one after this call (0: the next) until
+    /// [`FakeMastodon::release_creates`]; a held create is written when released, even if its
+    /// client is gone.
+    pub fn hold_creates_from(&self, n: u64) {
+        self.shared.creates.hold_from(n);
+    }
+
+    /// Lets held creates through.
+    pub fn release_creates(&self) {
+        self.shared.creates.release();
+    }
+
+    /// How many creates are waiting.
+    pub fn held_creates(&self) -> usize {
+        self.shared.creates.held()
     }
 
     /// Queues a fault; queued faults are consumed in order of injection.
@@ -707,6 +727,7 @@ async fn create_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared.creates.pass().await;
     let base_url = shared.base_url();
     let mut state = shared.lock();
     let Ok(Some(account)) = state.account_for(&headers) else {
