@@ -47,7 +47,7 @@
 //! `ServerError` → 502 `UpstreamFailure`, `Unauthorized` → 401 `InvalidToken`, `BadRequest` →
 //! 400 `InvalidRequest`; `Slow`, `TimeoutBeforeWrite`, `DropAfterWrite` as on the other fakes.
 //! [`Fault::on_record_create`] targets createRecord. [`FakeBluesky::hold_creates_from`] holds
-//! createRecord calls from the n-th one (unanswered, not yet written) until released, so a
+//! createRecord calls (a shared [`Gate`]: unanswered, not yet written) until released, so a
 //! test can kill a worker mid-thread without racing it.
 //!
 //! Control endpoints (never faulted, not recorded): `GET /_fake/records`,
@@ -56,7 +56,6 @@
 //! Recorded requests never hold a token or a password.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -70,7 +69,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::faults::{Fault, FaultKind, Faults};
+use crate::faults::{Fault, FaultKind, Faults, Gate};
 use crate::server::{close_connection, serve};
 
 pub const POST_COLLECTION: &str = "app.bsky.feed.post";
@@ -387,9 +386,8 @@ fn invalid_record(message: &str) -> Response {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<FakeState>,
-    hold: tokio::sync::watch::Sender<Option<usize>>,
-    held: AtomicUsize,
-    creates: AtomicUsize,
+    /// Holds createRecord on command.
+    creates: Gate,
 }
 
 impl Shared {
@@ -426,9 +424,7 @@ impl FakeBluesky {
                 sessions_refreshed: 0,
                 window: (now_secs(), 0),
             }),
-            hold: tokio::sync::watch::channel(None).0,
-            held: AtomicUsize::new(0),
-            creates: AtomicUsize::new(0),
+            creates: Gate::default(),
         });
         let router = Router::new()
             .route(
@@ -609,20 +605,21 @@ impl FakeBluesky {
         self.shared.lock().requests.clone()
     }
 
-    /// Holds every createRecord from the `index`-th one (0-based, counting every createRecord
-    /// that reached the handler) before anything is written, until
-    /// [`FakeBluesky::release_creates`]; then it is handled, even if the client is gone.
-    pub fn hold_creates_from(&self, index: usize) {
-        self.shared.hold.send_replace(Some(index));
+    /// Holds createRecord from the `n`-th one after this call (0: the next), before anything
+    /// is written, until [`FakeBluesky::release_creates`]; a held create is written when
+    /// released, even if its client is gone.
+    pub fn hold_creates_from(&self, n: u64) {
+        self.shared.creates.hold_from(n);
     }
 
+    /// Lets held creates through.
     pub fn release_creates(&self) {
-        self.shared.hold.send_replace(None);
+        self.shared.creates.release();
     }
 
-    /// How many createRecord calls are being held.
+    /// How many createRecord calls are waiting.
     pub fn held_creates(&self) -> usize {
-        self.shared.held.load(Ordering::SeqCst)
+        self.shared.creates.held()
     }
 }
 
@@ -905,29 +902,12 @@ async fn upload_blob(
     .into_response()
 }
 
-/// Waits while createRecord number `index` is held.
-async fn hold_create(shared: &Shared, index: usize) {
-    let mut rx = shared.hold.subscribe();
-    let held = |h: &Option<usize>| h.is_some_and(|from| index >= from);
-    if !held(&rx.borrow_and_update()) {
-        return;
-    }
-    shared.held.fetch_add(1, Ordering::SeqCst);
-    while held(&rx.borrow_and_update()) {
-        if rx.changed().await.is_err() {
-            break;
-        }
-    }
-    shared.held.fetch_sub(1, Ordering::SeqCst);
-}
-
 async fn create_record(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let index = shared.creates.fetch_add(1, Ordering::SeqCst);
-    hold_create(&shared, index).await;
+    shared.creates.pass().await;
     let mut state = shared.lock();
     let did = match state.authed(&headers) {
         Ok(d) => d,

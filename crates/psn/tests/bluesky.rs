@@ -299,7 +299,10 @@ fn worker_publishes_text_an_image_and_a_thread_to_bluesky() {
     let text = s.ws.psn(&["show", &thread_id]);
     text.ok();
     for r in &thread {
-        text.stdout_has(&format!("{}|{}", r.uri, r.cid));
+        text.stdout_has(&format!(
+            "{}|{}  https://bsky.app/profile/{HANDLE}/post/{}",
+            r.uri, r.cid, r.rkey
+        ));
     }
     text.stdout_has(&format!("https://bsky.app/profile/{HANDLE}/post/"));
     assert!(!text.mentions(PASSWORD));

@@ -116,10 +116,7 @@ pub fn print_post(post: &Post, tz: Tz) {
                 local(a.started_at, tz),
                 a.step,
                 a.status,
-                a.error
-                    .as_deref()
-                    .or(a.external_id.as_deref())
-                    .unwrap_or("")
+                a.error.as_deref().unwrap_or("")
             );
         }
     }
