@@ -290,7 +290,7 @@ async fn bluesky_login(
             "Bluesky refused the login for {handle}: {message}; nothing was stored"
         ))),
         Err(e) => Err(crate::error::CliError::Failed(anyhow::anyhow!(
-            "cannot reach the Bluesky server {service} to check the app password: {e}; nothing was stored"
+            "the Bluesky server {service} could not check the app password now ({e}); nothing was stored, try again"
         ))),
     }
 }
