@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use psn_domain::Platform;
+use psn_platforms::publish::bluesky::BlueskyPublisher;
 use psn_platforms::publish::http::client_with_timeout;
 use psn_platforms::publish::linkedin::LinkedInPublisher;
 use psn_platforms::publish::mastodon::MastodonPublisher;
@@ -22,6 +23,7 @@ use psn_platforms::publish::{
     AccessToken, AccountContext, PublishError, Published, Publisher, SegmentRequest,
 };
 use psn_platforms::rules::ValidationRequest;
+use psn_testkit::bluesky::FakeBluesky;
 use psn_testkit::linkedin::FakeLinkedIn;
 use psn_testkit::mastodon::FakeMastodon;
 use psn_testkit::{FakeX, Fault, FaultKind};
@@ -535,6 +537,86 @@ impl Target for MastodonTarget {
 }
 
 contract_suite!(mastodon, MastodonTarget);
+
+// --- Bluesky -----------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct BlueskyTarget {
+    fake: FakeBluesky,
+}
+
+/// The "token" of a Bluesky account is its app password; session JWTs stay inside the
+/// connector.
+const BLUESKY_PASSWORD: &str = "sEcReT-contract-bsky-app-password";
+const BLUESKY_DID: &str = "did:plc:contract0000000000000000";
+
+#[async_trait]
+impl Target for BlueskyTarget {
+    const PLATFORM: Platform = Platform::Bluesky;
+
+    async fn start() -> Self {
+        let fake = FakeBluesky::start().await;
+        fake.add_account(BLUESKY_DID, "alice.test", BLUESKY_PASSWORD);
+        BlueskyTarget { fake }
+    }
+
+    fn publisher(&self, timeout: Duration) -> Arc<dyn Publisher> {
+        Arc::new(BlueskyPublisher::with_client(client_with_timeout(timeout)))
+    }
+
+    fn account_with(&self, token: &str) -> AccountContext {
+        AccountContext {
+            external_id: BLUESKY_DID.into(),
+            handle: "alice.test".into(),
+            service_url: self.fake.base_url(),
+            access_token: AccessToken(token.into()),
+        }
+    }
+
+    fn token(&self) -> String {
+        BLUESKY_PASSWORD.into()
+    }
+
+    fn create_fault(&self, kind: FaultKind) -> Fault {
+        // After a 401 on a live session the connector logs in again once and resends: the
+        // refusal must repeat to be one.
+        let times = if kind == FaultKind::Unauthorized {
+            2
+        } else {
+            1
+        };
+        Fault::on_record_create(kind).times(times)
+    }
+
+    fn inject(&self, fault: Fault) {
+        self.fake.inject(fault);
+    }
+
+    /// Ids as the connector gives them (`at://…|cid`), replies by their parent's.
+    fn posts(&self) -> Vec<Entry> {
+        self.fake
+            .records()
+            .into_iter()
+            .map(|r| Entry {
+                id: format!("{}|{}", r.uri, r.cid),
+                text: r.text().to_owned(),
+                reply_to: r.value.get("reply").map(|reply| {
+                    format!(
+                        "{}|{}",
+                        reply["parent"]["uri"].as_str().unwrap_or(""),
+                        reply["parent"]["cid"].as_str().unwrap_or("")
+                    )
+                }),
+            })
+            .collect()
+    }
+
+    fn request_count(&self) -> usize {
+        self.fake.requests().len()
+    }
+}
+
+contract_suite!(bluesky, BlueskyTarget);
 
 // --- LinkedIn ----------------------------------------------------------------------------
 

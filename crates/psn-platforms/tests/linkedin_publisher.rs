@@ -580,16 +580,16 @@ async fn metrics_for_members_and_organizations() {
     fake.set_engagement(&page.external_id, 7, 3, 4, 900);
     let m = li.metrics(&member(), &mine.external_id).await.unwrap();
     assert_eq!(
-        (m.likes, m.comments, m.shares, m.impressions),
-        (Some(5), Some(2), None, None)
+        (m.likes, m.replies, m.reposts, m.impressions),
+        (5, 2, 0, None)
     );
     let o = li
         .metrics(&organization(), &page.external_id)
         .await
         .unwrap();
     assert_eq!(
-        (o.likes, o.comments, o.shares, o.impressions),
-        (Some(7), Some(3), Some(4), Some(900))
+        (o.likes, o.replies, o.reposts, o.impressions),
+        (7, 3, 4, Some(900))
     );
     let stats = fake
         .requests()

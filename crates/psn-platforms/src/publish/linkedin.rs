@@ -39,7 +39,7 @@
 //!   permanent refusal.
 //! - metrics: `GET /rest/socialActions/<urn>` (likes, comments); for organization posts also
 //!   `GET /rest/organizationalEntityShareStatistics?q=organizationalEntity&…&shares=List(<urn>)`
-//!   (shares, impressions).
+//!   (shares as `reposts`, impressions); comments are `replies`.
 //! - identity: `GET /v2/userinfo` (OpenID Connect; the member's `sub` and name).
 //! - refresh: not here. LinkedIn tokens are refreshed by the OAuth token keeper
 //!   ([`crate::oauth::TokenKeeper`]), which the worker registers beside this publisher.
@@ -854,11 +854,11 @@ impl Publisher for LinkedInPublisher {
             .await?;
         let v: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
         let mut metrics = PostMetrics {
-            likes: count(&v, "/likesSummary/totalLikes"),
-            comments: count(&v, "/commentsSummary/aggregatedTotalComments")
-                .or_else(|| count(&v, "/commentsSummary/totalFirstLevelComments")),
-            shares: None,
-            impressions: None,
+            likes: count(&v, "/likesSummary/totalLikes").unwrap_or(0),
+            replies: count(&v, "/commentsSummary/aggregatedTotalComments")
+                .or_else(|| count(&v, "/commentsSummary/totalFirstLevelComments"))
+                .unwrap_or(0),
+            ..PostMetrics::default()
         };
         if Self::is_organization(&author) {
             let param = if external_id.starts_with("urn:li:ugcPost:") {
@@ -886,10 +886,8 @@ impl Publisher for LinkedInPublisher {
                 .and_then(|e| e.first())
                 .and_then(|e| e.get("totalShareStatistics"))
             {
-                metrics.shares = count(stats, "/shareCount");
+                metrics.reposts = count(stats, "/shareCount").unwrap_or(0);
                 metrics.impressions = count(stats, "/impressionCount");
-                metrics.likes = metrics.likes.or_else(|| count(stats, "/likeCount"));
-                metrics.comments = metrics.comments.or_else(|| count(stats, "/commentCount"));
             }
         }
         Ok(metrics)

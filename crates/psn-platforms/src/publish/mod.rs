@@ -7,6 +7,8 @@
 //! refresh tokens, stop on permanent refusals, and — for a call whose outcome is unknown —
 //! reconcile against the platform before anything is sent again.
 
+pub mod bluesky;
+pub mod bluesky_richtext;
 pub mod http;
 pub mod linkedin;
 pub mod mastodon;
@@ -115,22 +117,26 @@ pub struct Capabilities {
     pub publish_budget: Option<(i64, Duration)>,
 }
 
-/// Engagement of one published post, as the platform reports it; `None` where the platform
-/// does not say (or does not say to this account).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PostMetrics {
-    pub likes: Option<u64>,
-    pub comments: Option<u64>,
-    pub shares: Option<u64>,
-    pub impressions: Option<u64>,
-}
-
 /// New tokens after a refresh. `refresh_token` is `None` when the platform did not rotate it.
 #[derive(Debug, Clone)]
 pub struct RefreshedTokens {
     pub access_token: AccessToken,
     pub refresh_token: Option<AccessToken>,
     pub expires_in: Option<Duration>,
+}
+
+/// Engagement counters of one published post, as the platform reports them now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PostMetrics {
+    pub likes: u64,
+    /// Reposts and shares.
+    pub reposts: u64,
+    /// Replies and comments.
+    pub replies: u64,
+    pub quotes: u64,
+    /// How often the post was seen, where the platform says (LinkedIn organization posts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impressions: Option<u64>,
 }
 
 /// One platform's connector.
@@ -196,20 +202,6 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
         })
     }
 
-    /// Engagement counts of a post this account published (`external_id` as
-    /// [`Published::external_id`]). A reading call: never creates anything.
-    async fn metrics(
-        &self,
-        account: &AccountContext,
-        external_id: &str,
-    ) -> Result<PostMetrics, PublishError> {
-        let _ = (account, external_id);
-        Err(PublishError::NotSupported {
-            operation: "post metrics",
-            platform: self.platform(),
-        })
-    }
-
     /// Uploads one media file (or resumes its upload from `state`), handing the upload's
     /// state to `ctx.progress` after every finished step. Returns the platform's media id once
     /// the file is usable in a post. Alt text is attached here where the platform takes it
@@ -224,6 +216,19 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
         let _ = (account, media, state, ctx);
         Err(PublishError::NotSupported {
             operation: "media upload",
+            platform: self.platform(),
+        })
+    }
+
+    /// The engagement counters of a published post (`external_id` as [`Published`] gave it).
+    async fn metrics(
+        &self,
+        account: &AccountContext,
+        external_id: &str,
+    ) -> Result<PostMetrics, PublishError> {
+        let _ = (account, external_id);
+        Err(PublishError::NotSupported {
+            operation: "post metrics",
             platform: self.platform(),
         })
     }
