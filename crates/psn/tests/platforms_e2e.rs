@@ -349,12 +349,12 @@ fn publishes_text_image_and_thread(platform: Platform) {
     let published = d["published"].as_array().expect("published segments");
     assert_eq!(published.len(), 4, "{d}");
     let mut previous: Option<String> = None;
-    for i in 0..THREAD.len() {
+    for (i, listed) in published.iter().enumerate() {
         let segment = by_text(&numbered(i));
         assert_eq!(segment.reply_to, previous, "segment {i} replies to {i}-1");
-        assert_eq!(published[i]["index"], i);
-        assert_eq!(published[i]["external_id"], segment.id.as_str());
-        let url = published[i]["url"].as_str().expect("a URL per segment");
+        assert_eq!(listed["index"], i);
+        assert_eq!(listed["external_id"], segment.id.as_str());
+        let url = listed["url"].as_str().expect("a URL per segment");
         assert!(url.contains(&segment.id), "{url}");
         previous = Some(segment.id);
     }

@@ -848,6 +848,14 @@ fn a_worker_killed_mid_upload_is_resumed_by_the_next_postgres() {
     killed_mid_upload(true);
 }
 
+/// A small real PNG (`psn post --media` reads what it attaches).
+fn png(side: u32, shade: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(side, side, |x, y| image::Rgb([shade, x as u8, y as u8]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 /// `psn post --media … --alt …` then `psn worker --once`: the image is uploaded with its alt
 /// text and attached to the post; a post whose file disappeared before publishing fails with
 /// the file named, and nothing of it reaches X.
@@ -855,9 +863,9 @@ fn a_worker_killed_mid_upload_is_resumed_by_the_next_postgres() {
 fn worker_once_publishes_an_image_posted_with_psn_post() {
     let mut s = Setup::new(false, 1);
     let photo = s.ws.path("photo.png");
-    std::fs::write(&photo, vec![7u8; 3000]).unwrap();
+    std::fs::write(&photo, png(64, 7)).unwrap();
     let gone = s.ws.path("gone.png");
-    std::fs::write(&gone, vec![9u8; 1000]).unwrap();
+    std::fs::write(&gone, png(32, 9)).unwrap();
     let photo_arg = photo.to_string_lossy().into_owned();
     let gone_arg = gone.to_string_lossy().into_owned();
     s.ws.post(&[
@@ -870,8 +878,18 @@ fn worker_once_publishes_an_image_posted_with_psn_post() {
         "--alt",
         "Seven sevens",
     ]);
+    let library = |ws: &TestWorkspace| -> HashSet<PathBuf> {
+        std::fs::read_dir(ws.path("content/media"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let before = library(&s.ws);
     s.ws.post(&["Another photo", "--to", "x", "--now", "--media", &gone_arg]);
-    std::fs::remove_file(&gone).unwrap();
+    // The library copy is what the worker sends: it disappears.
+    for added in library(&s.ws).difference(&before) {
+        std::fs::remove_file(added).unwrap();
+    }
 
     let (status, log) = s
         .spawn(&["worker", "--once"], &[])
@@ -882,7 +900,11 @@ fn worker_once_publishes_an_image_posted_with_psn_post() {
     );
     let media = s.fake.media();
     assert_eq!(media.len(), 1, "{log}");
-    assert_eq!(media[0].content(), vec![7u8; 3000]);
+    assert_eq!(
+        media[0].content(),
+        png(64, 7),
+        "a PNG without metadata goes as it is"
+    );
     assert_eq!(media[0].alt.as_deref(), Some("Seven sevens"));
     let posts = s.fake.posts();
     assert_eq!(posts.len(), 1);
@@ -896,7 +918,10 @@ fn worker_once_publishes_an_image_posted_with_psn_post() {
         .filter_map(|d| d.last_error.clone())
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(failed[0].contains("gone.png"), "{failed:?}");
+    assert!(
+        failed[0].contains("content/media/"),
+        "the file is named: {failed:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
