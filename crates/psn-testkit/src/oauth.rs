@@ -747,8 +747,8 @@ fn exchange_long_lived(
 }
 
 /// LinkedIn's versioned `/rest` API: `LinkedIn-Version: YYYYMM`, `X-Restli-Protocol-Version:
-/// 2.0.0`, a valid bearer token with an organization admin scope. `Err` is the refusal.
-fn linkedin_rest_check(inner: &Inner, headers: &HeaderMap, resource: &str) -> Result<(), Response> {
+/// 2.0.0`, a valid bearer token with an organization admin scope. `Some` is the refusal.
+fn linkedin_rest_refusal(inner: &Inner, headers: &HeaderMap, resource: &str) -> Option<Response> {
     let restli_error = |status: StatusCode, code: &str, message: String| {
         json(
             status,
@@ -760,10 +760,10 @@ fn linkedin_rest_check(inner: &Inner, headers: &HeaderMap, resource: &str) -> Re
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if version.len() != 6 || !version.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(restli_error(
+        return Some(restli_error(
             StatusCode::BAD_REQUEST,
             "VERSION_MISSING",
-            "A version must be present. Please specify a version by adding the LinkedIn-Version header (YYYYMM)".into(),
+            "A version must be present: add the LinkedIn-Version header (YYYYMM)".into(),
         ));
     }
     if headers
@@ -771,32 +771,32 @@ fn linkedin_rest_check(inner: &Inner, headers: &HeaderMap, resource: &str) -> Re
         .and_then(|v| v.to_str().ok())
         != Some("2.0.0")
     {
-        return Err(restli_error(
+        return Some(restli_error(
             StatusCode::BAD_REQUEST,
             "ILLEGAL_ARGUMENT",
             "finder requests need X-Restli-Protocol-Version: 2.0.0".into(),
         ));
     }
     let Some(token) = bearer(headers).filter(|t| inner.access.contains(t)) else {
-        return Err(restli_error(
+        return Some(restli_error(
             StatusCode::UNAUTHORIZED,
             "INVALID_ACCESS_TOKEN",
             "Invalid access token".into(),
         ));
     };
     if !inner.has_scope(&token, &["r_organization_admin", "rw_organization_admin"]) {
-        return Err(restli_error(
+        return Some(restli_error(
             StatusCode::FORBIDDEN,
             "ACCESS_DENIED",
             format!("Not enough permissions to access: {resource}"),
         ));
     }
-    Ok(())
+    None
 }
 
 fn linkedin_acls(inner: &Inner, headers: &HeaderMap, q: &HashMap<String, String>) -> Response {
-    if let Err(refused) =
-        linkedin_rest_check(inner, headers, "organizationAcls.FINDER-roleAssignee")
+    if let Some(refused) =
+        linkedin_rest_refusal(inner, headers, "organizationAcls.FINDER-roleAssignee")
     {
         return refused;
     }
@@ -834,7 +834,7 @@ fn linkedin_acls(inner: &Inner, headers: &HeaderMap, q: &HashMap<String, String>
 }
 
 fn linkedin_organization(inner: &Inner, headers: &HeaderMap, id: &str) -> Response {
-    if let Err(refused) = linkedin_rest_check(inner, headers, "organizations.GET") {
+    if let Some(refused) = linkedin_rest_refusal(inner, headers, "organizations.GET") {
         return refused;
     }
     let Some(org) = inner.organizations.iter().find(|o| o.id == id) else {
