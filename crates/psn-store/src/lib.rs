@@ -52,6 +52,7 @@ pub use media::{MediaCleanup, MediaRecord, NewMedia, OrphanContainer};
 pub use migrate::{MigrationState, SCHEMA_VERSION, migration_versions};
 pub use posts::{
     Attempt, CreateOutcome, Delivery, NewDelivery, NewPost, Post, PostEdit, PostFilter,
+    PublishedSegment,
 };
 pub use refresh::{RefreshError, refresh_due};
 

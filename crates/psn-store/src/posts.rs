@@ -104,6 +104,20 @@ pub struct Delivery {
     /// Filled by [`Hub::post_with_attempts`] only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// What each finished segment became on the platform, in thread order. Filled by
+    /// [`Hub::post_with_attempts`] only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<PublishedSegment>,
+}
+
+/// One thread segment (or the single post) as the platform has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedSegment {
+    /// Zero-based position in the thread.
+    pub index: usize,
+    pub external_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// One write-ahead attempt record of a delivery.
@@ -246,6 +260,7 @@ impl DeliveryRow {
             last_error: self.last_error,
             published_at: self.published_at.map(from_ms),
             attempts: Vec::new(),
+            published: Vec::new(),
         })
     }
 }
@@ -499,6 +514,10 @@ impl Hub {
                                 external_id FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id")
                     .bind(d.id.as_str()).fetch_all(db).await?);
             d.attempts = rows.into_iter().map(AttemptRow::into_attempt).collect();
+            let progress: String = on_db!(&self.backend, db =>
+                sqlx::query_scalar("SELECT progress FROM deliveries WHERE id = $1")
+                    .bind(d.id.as_str()).fetch_one(db).await?);
+            d.published = published_segments(&progress)?;
         }
         Ok(post)
     }
@@ -867,4 +886,23 @@ impl AttemptRow {
             external_id: self.external_id,
         }
     }
+}
+
+/// The finished `segment:N` steps of a delivery's progress, in thread order.
+fn published_segments(progress: &str) -> Result<Vec<PublishedSegment>, StoreError> {
+    let steps: std::collections::BTreeMap<String, crate::engine::StepRecord> =
+        serde_json::from_str(progress)?;
+    let mut out: Vec<PublishedSegment> = steps
+        .into_iter()
+        .filter_map(|(step, record)| {
+            let index = step.strip_prefix("segment:")?.parse().ok()?;
+            Some(PublishedSegment {
+                index,
+                external_id: record.external_id,
+                url: record.url,
+            })
+        })
+        .collect();
+    out.sort_by_key(|s| s.index);
+    Ok(out)
 }

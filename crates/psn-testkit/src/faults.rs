@@ -3,6 +3,8 @@
 //! random faults. Every fake answers the same control body at `POST /_fake/faults`: a
 //! [`Fault`], `{"faults":[…]}` or `{"random":{"probability","kinds","seed","path_prefix"?}}`.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
 use axum::http::Method;
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +199,62 @@ impl Faults {
     }
 }
 
+/// Holds requests, from the n-th one counted after [`Gate::hold_from`], until
+/// [`Gate::release`]: a test can kill a client while its request is in flight and then let the
+/// request land, as a write the client never heard back from. A fake calls [`Gate::pass`] at
+/// the top of the handler it gates.
+#[derive(Debug)]
+pub struct Gate {
+    from: tokio::sync::watch::Sender<Option<u64>>,
+    seen: AtomicU64,
+    held: AtomicUsize,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            from: tokio::sync::watch::channel(None).0,
+            seen: AtomicU64::new(0),
+            held: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Gate {
+    /// Holds the `n`-th gated request from now on (0: the next one) and every later one.
+    pub fn hold_from(&self, n: u64) {
+        self.seen.store(0, Ordering::SeqCst);
+        self.from.send_replace(Some(n));
+    }
+
+    /// Lets every held request through, and stops holding.
+    pub fn release(&self) {
+        self.from.send_replace(None);
+    }
+
+    /// How many requests are waiting.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits while this request is held.
+    pub async fn pass(&self) {
+        let n = self.seen.fetch_add(1, Ordering::SeqCst);
+        let mut rx = self.from.subscribe();
+        let held = |from: &Option<u64>| from.is_some_and(|from| n >= from);
+        if !held(&rx.borrow_and_update()) {
+            return;
+        }
+        self.held.fetch_add(1, Ordering::SeqCst);
+        while held(&rx.borrow_and_update()) {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,11 +272,31 @@ mod tests {
             Some(FaultKind::DropAfterWrite)
         );
         assert_eq!(faults.take(&Method::POST, "/a/x"), None, "used once");
-        let random = json!({"random":{"probability":1.0,"kinds":[{"kind":"server_error"}],"seed":1}});
+        let random =
+            json!({"random":{"probability":1.0,"kinds":[{"kind":"server_error"}],"seed":1}});
         faults.apply_control(random.to_string().as_bytes()).unwrap();
         assert_eq!(faults.take(&Method::GET, "/"), Some(FaultKind::ServerError));
         faults.clear();
         assert_eq!(faults.take(&Method::GET, "/"), None);
         assert!(faults.apply_control(b"{}").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_gate_holds_from_the_nth_request_until_released() {
+        let gate = std::sync::Arc::new(Gate::default());
+        gate.hold_from(1);
+        gate.pass().await; // the 0th passes
+        let held = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.pass().await }
+        });
+        while gate.held() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!held.is_finished());
+        gate.release();
+        held.await.unwrap();
+        assert_eq!(gate.held(), 0);
+        gate.pass().await; // released: nothing waits
     }
 }

@@ -10,6 +10,7 @@
 //! be pointed at [`FakeX::base_url`] with `PSN_API_BASE_X`, and a test can steer it over HTTP
 //! with the control endpoints under `/_fake/` (see [`x`]).
 
+pub mod bluesky;
 pub mod faults;
 pub mod form;
 pub mod mastodon;

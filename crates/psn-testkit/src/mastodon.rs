@@ -50,7 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -58,7 +58,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 pub use crate::faults::{Fault, FaultKind};
-use crate::faults::Faults;
+use crate::faults::{Faults, Gate};
 
 use crate::server::{close_connection, serve};
 
@@ -188,7 +188,6 @@ struct FakeState {
 }
 
 impl FakeState {
-
     /// `Ok(None)` without a token, `Err(())` with an unknown one.
     fn account_for(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -339,6 +338,8 @@ fn created_at(seq: u64) -> String {
 struct Shared {
     state: Mutex<FakeState>,
     base_url: Mutex<String>,
+    /// Holds `POST /api/v1/statuses` on command.
+    creates: Gate,
 }
 
 impl Shared {
@@ -383,6 +384,7 @@ impl FakeMastodon {
                 media_limits: (DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_VIDEO_SIZE_LIMIT),
             }),
             base_url: Mutex::new(String::new()),
+            creates: Gate::default(),
         });
         let router = Router::new()
             .route("/api/v1/statuses", post(create_status))
@@ -484,6 +486,23 @@ impl FakeMastodon {
     /// GIFs and videos process for `checks` checks of `GET /api/v1/media/{id}` (default 1).
     pub fn set_media_processing(&self, checks: u32) {
         self.shared.lock().media_checks = checks;
+    }
+
+    /// Holds `POST /api/v1/statuses` from the `n`-th one after this call (0: the next) until
+    /// [`FakeMastodon::release_creates`]; a held create is written when released, even if its
+    /// client is gone.
+    pub fn hold_creates_from(&self, n: u64) {
+        self.shared.creates.hold_from(n);
+    }
+
+    /// Lets held creates through.
+    pub fn release_creates(&self) {
+        self.shared.creates.release();
+    }
+
+    /// How many creates are waiting.
+    pub fn held_creates(&self) -> usize {
+        self.shared.creates.held()
     }
 
     /// Queues a fault; queued faults are consumed in order of injection.
@@ -708,6 +727,7 @@ async fn create_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared.creates.pass().await;
     let base_url = shared.base_url();
     let mut state = shared.lock();
     let Ok(Some(account)) = state.account_for(&headers) else {
@@ -1090,6 +1110,7 @@ async fn control_add_account(State(shared): State<Arc<Shared>>, body: Bytes) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Method;
 
     #[test]
     fn iso8601_formats_utc() {
@@ -1114,11 +1135,7 @@ mod tests {
     #[test]
     fn status_faults_target_the_create_endpoint() {
         let f = Fault::on_status_create(FaultKind::DropAfterWrite);
-        assert!(fault_matches(&f, &Method::POST, "/api/v1/statuses"));
-        assert!(!fault_matches(
-            &f,
-            &Method::GET,
-            "/api/v1/accounts/1/statuses"
-        ));
+        assert!(f.matches(&Method::POST, "/api/v1/statuses"));
+        assert!(!f.matches(&Method::GET, "/api/v1/accounts/1/statuses"));
     }
 }

@@ -52,8 +52,8 @@ use psn_domain::Platform;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use crate::faults::{Fault, FaultKind, Faults, Gate};
 use crate::server::{close_connection, serve};
-pub use crate::faults::{Fault, FaultKind, Faults};
 
 /// The first post id; ids grow by 1000 (19 digits, like real ids).
 const FIRST_ID: u64 = 1_900_000_000_000_000_000;
@@ -251,6 +251,8 @@ struct Shared {
     hold: tokio::sync::watch::Sender<Option<u32>>,
     /// How many APPENDs are waiting.
     held: std::sync::atomic::AtomicUsize,
+    /// Holds `POST /2/tweets` on command.
+    creates: Gate,
 }
 
 impl Shared {
@@ -276,6 +278,7 @@ impl FakeX {
             state: Mutex::new(FakeState::default()),
             hold: tokio::sync::watch::channel(None).0,
             held: std::sync::atomic::AtomicUsize::new(0),
+            creates: Gate::default(),
         });
         let router = Router::new()
             .route("/2/tweets", post(create_tweet))
@@ -421,6 +424,23 @@ impl FakeX {
     /// upload reached `index` without racing it.
     pub fn hold_media_appends_from(&self, index: u32) {
         self.shared.hold.send_replace(Some(index));
+    }
+
+    /// Holds `POST /2/tweets` from the `n`-th one after this call (0: the next) until
+    /// [`FakeX::release_creates`]; a held create is written when released, even if its client
+    /// is gone. [`FakeX::held_creates`] counts the waiting ones.
+    pub fn hold_creates_from(&self, n: u64) {
+        self.shared.creates.hold_from(n);
+    }
+
+    /// Lets held creates through.
+    pub fn release_creates(&self) {
+        self.shared.creates.release();
+    }
+
+    /// How many creates are waiting.
+    pub fn held_creates(&self) -> usize {
+        self.shared.creates.held()
     }
 
     /// Lets held APPENDs through.
@@ -609,6 +629,7 @@ async fn create_tweet(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared.creates.pass().await;
     let mut state = shared.lock();
     let Some(author) = state.user_for(&headers) else {
         return unauthorized();

@@ -7,6 +7,8 @@
 //! refresh tokens, stop on permanent refusals, and — for a call whose outcome is unknown —
 //! reconcile against the platform before anything is sent again.
 
+pub mod bluesky;
+pub mod bluesky_richtext;
 pub mod http;
 pub mod mastodon;
 pub mod mastodon_media;
@@ -122,6 +124,15 @@ pub struct RefreshedTokens {
     pub expires_in: Option<Duration>,
 }
 
+/// Engagement counters of one published post, as the platform reports them now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PostMetrics {
+    pub likes: u64,
+    pub reposts: u64,
+    pub replies: u64,
+    pub quotes: u64,
+}
+
 /// One platform's connector.
 #[async_trait]
 pub trait Publisher: Send + Sync + std::fmt::Debug {
@@ -199,6 +210,19 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
         let _ = (account, media, state, ctx);
         Err(PublishError::NotSupported {
             operation: "media upload",
+            platform: self.platform(),
+        })
+    }
+
+    /// The engagement counters of a published post (`external_id` as [`Published`] gave it).
+    async fn metrics(
+        &self,
+        account: &AccountContext,
+        external_id: &str,
+    ) -> Result<PostMetrics, PublishError> {
+        let _ = (account, external_id);
+        Err(PublishError::NotSupported {
+            operation: "post metrics",
             platform: self.platform(),
         })
     }

@@ -164,10 +164,28 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
             return Err(invalid("no app password on stdin"));
         }
         let service = normalize_url(&args.service)?;
+        // Fail on a bad key before logging in; then prove the password before storing it.
+        ws.cipher()?;
+        let identity = bluesky_login(&service, &handle, password.expose()).await?;
+        // An account connected before psn keyed Bluesky accounts by DID keeps its handle key,
+        // so reconnecting it updates it instead of adding a second one.
+        let legacy = ws
+            .open_hub(&global.hub)
+            .await?
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|a| {
+                a.platform == Platform::Bluesky
+                    && a.service_url == service
+                    && !a.external_id.starts_with("did:")
+                    && a.external_id.eq_ignore_ascii_case(&handle)
+            })
+            .map(|a| a.external_id);
         NewAccount {
             platform,
-            external_id: handle.clone(),
-            handle,
+            external_id: legacy.unwrap_or(identity.id),
+            handle: identity.handle,
             service_url: service,
             tokens: TokenSet {
                 access_token: password,
@@ -276,6 +294,33 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
         }
     }
     Ok(())
+}
+
+/// Logs in to the PDS with the app password (`com.atproto.server.createSession`): the
+/// account's DID and current handle. A refused password is invalid input (exit 2, nothing
+/// written); an unreachable PDS is a failure (exit 1).
+async fn bluesky_login(
+    service: &str,
+    handle: &str,
+    password: &str,
+) -> CliResult<psn_platforms::oauth::Identity> {
+    use psn_platforms::publish::PublishError;
+    use psn_platforms::publish::bluesky::BlueskyPublisher;
+    match BlueskyPublisher::new()
+        .login(service, handle, password)
+        .await
+    {
+        Ok(identity) => Ok(identity),
+        Err(PublishError::Auth { message }) => Err(invalid(format!(
+            "Bluesky refused the handle or app password for {handle} ({message}); nothing was stored. Check the handle and create an app password at https://bsky.app/settings/app-passwords"
+        ))),
+        Err(PublishError::Permanent { message }) => Err(invalid(format!(
+            "Bluesky refused the login for {handle}: {message}; nothing was stored"
+        ))),
+        Err(e) => Err(crate::error::CliError::Failed(anyhow::anyhow!(
+            "the Bluesky server {service} could not check the app password now ({e}); nothing was stored, try again"
+        ))),
+    }
 }
 
 /// Asks on stderr and reads one line from stdin (`secret`: without echo on a terminal).

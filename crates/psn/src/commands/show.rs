@@ -86,8 +86,24 @@ pub fn print_post(post: &Post, tz: Tz) {
                 String::new()
             }
         );
-        if let Some(url) = &d.url {
+        if d.published.len() > 1 {
+            for seg in &d.published {
+                println!(
+                    "      {}/{}: {}{}",
+                    seg.index + 1,
+                    d.segments.len(),
+                    seg.external_id,
+                    seg.url
+                        .as_deref()
+                        .map(|u| format!("  {u}"))
+                        .unwrap_or_default()
+                );
+            }
+        } else if let Some(url) = &d.url {
             println!("      url: {url}");
+            if let Some(id) = &d.external_id {
+                println!("      id:  {id}");
+            }
         } else if let Some(id) = &d.external_id {
             println!("      id: {id}");
         }

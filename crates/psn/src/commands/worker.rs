@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use psn_engine::{Engine, EngineConfig, Metrics, Registry, ShutdownHandle};
+use psn_platforms::publish::bluesky::BlueskyPublisher;
 use psn_platforms::publish::mastodon::MastodonPublisher;
 use psn_platforms::publish::x::XPublisher;
 use psn_store::Hub;
@@ -24,6 +25,7 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.register(Arc::new(XPublisher::from_env()));
     r.register(Arc::new(MastodonPublisher::new()));
+    r.register(Arc::new(BlueskyPublisher::new()));
     r
 }
 

@@ -50,30 +50,113 @@ fn reconnecting_the_same_account_keeps_its_id() {
     assert_eq!(list[0]["handle"], "alice_renamed");
 }
 
+/// `psn accounts connect bluesky --handle H --app-password-stdin` logs in to the PDS first:
+/// the account is stored under its DID with the handle the PDS reports; a wrong password is
+/// refused (exit 2) and stores nothing; `accounts check` makes the identity call.
 #[test]
 fn connect_bluesky_with_an_app_password() {
-    let ws = TestWorkspace::new();
+    let fake = psn_testkit::bluesky::FakeBluesky::start_in_thread();
     let password = "abcd-efgh-ijkl-mnop";
-    let out = ws.psn_stdin(
-        &[
+    fake.add_account(
+        "did:plc:alice000000000000000000",
+        "alice.bsky.social",
+        password,
+    );
+    let ws = TestWorkspace::new();
+    let connect = |password: &str| {
+        ws.cmd([
             "accounts",
             "connect",
             "bluesky",
             "--handle",
-            "@alice.bsky.social",
+            "@Alice.bsky.social",
             "--app-password-stdin",
             "--json",
-        ],
-        &format!("{password}\n"),
-    );
+        ])
+        .env("PSN_API_BASE_BLUESKY", fake.base_url())
+        .stdin(&format!("{password}\n"))
+        .run()
+    };
+    let before = ws.counts();
+    let out = connect("wrong-pass-word-0000");
+    out.invalid("app password");
+    assert!(!out.mentions("wrong-pass-word-0000"));
+    assert_eq!(ws.counts(), before, "a refused password writes nothing");
+
+    let out = connect(password);
     out.ok();
     let a = out.json();
     assert_eq!(a["platform"], "bluesky");
     assert_eq!(a["handle"], "alice.bsky.social");
+    assert_eq!(a["external_id"], "did:plc:alice000000000000000000");
     assert!(!out.mentions(password));
     let list = ws.psn(&["accounts", "list", "--json"]);
     assert!(!list.mentions(password));
     assert_eq!(list.json()[0]["handle"], "alice.bsky.social");
+    assert!(
+        fake.requests().iter().all(|r| !r.body.contains(password)),
+        "the fake records no password"
+    );
+
+    let check = ws
+        .cmd(["accounts", "check", "--json"])
+        .env("PSN_API_BASE_BLUESKY", fake.base_url())
+        .run();
+    check.ok();
+    assert_eq!(check.json()[0]["result"], "ok", "{}", check.stdout);
+    fake.revoke_app_password(password);
+    let check = ws
+        .cmd(["accounts", "check", "--json"])
+        .env("PSN_API_BASE_BLUESKY", fake.base_url())
+        .run();
+    check.expect(1);
+    assert_eq!(check.json()[0]["result"], "refused", "{}", check.stdout);
+}
+
+/// An account connected when psn keyed Bluesky accounts by handle is updated by a
+/// reconnect with the app password, not duplicated.
+#[test]
+fn reconnecting_a_handle_keyed_bluesky_account_keeps_it() {
+    let fake = psn_testkit::bluesky::FakeBluesky::start_in_thread();
+    let password = "abcd-efgh-ijkl-mnop";
+    fake.add_account(
+        "did:plc:alice000000000000000000",
+        "alice.bsky.social",
+        password,
+    );
+    let ws = TestWorkspace::new();
+    let old = ws.psn_stdin(
+        &[
+            "accounts",
+            "connect",
+            "bluesky",
+            "--token-stdin",
+            "--service",
+            &fake.base_url(),
+            "--json",
+        ],
+        r#"{"access_token":"old-app-password","handle":"alice.bsky.social"}"#,
+    );
+    old.ok();
+    let old_id = old.json()["id"].as_str().unwrap().to_owned();
+    let out = ws
+        .cmd([
+            "accounts",
+            "connect",
+            "bluesky",
+            "--handle",
+            "alice.bsky.social",
+            "--service",
+            &fake.base_url(),
+            "--app-password-stdin",
+            "--json",
+        ])
+        .stdin(password)
+        .run();
+    out.ok();
+    assert_eq!(out.json()["id"].as_str().unwrap(), old_id);
+    let list = ws.psn(&["accounts", "list", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
 #[test]
