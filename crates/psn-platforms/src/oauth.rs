@@ -337,10 +337,151 @@ impl Provider {
     }
 }
 
-/// LinkedIn's scopes for posting as an organization page (the app needs the Community
-/// Management API product).
-pub const LINKEDIN_ORGANIZATION_SCOPES: &[&str] =
-    &["w_organization_social", "r_organization_social"];
+/// LinkedIn's scopes for posting as an organization page and finding the pages the member
+/// administers (the app needs the Community Management API product).
+pub const LINKEDIN_ORGANIZATION_SCOPES: &[&str] = &[
+    "w_organization_social",
+    "r_organization_social",
+    "r_organization_admin",
+];
+
+/// The scope that lets psn post as an organization page.
+pub const LINKEDIN_ORGANIZATION_POSTING: &str = "w_organization_social";
+/// Either scope lets psn list the organizations the member administers (`organizationAcls`).
+pub const LINKEDIN_ORGANIZATION_ADMIN: &[&str] = &["r_organization_admin", "rw_organization_admin"];
+
+/// The organization scopes missing from `granted` (space or comma separated): posting, and one
+/// of the admin scopes. Empty when psn may list and post as the member's organization pages.
+pub fn linkedin_missing_organization_scopes(granted: Option<&str>) -> Vec<&'static str> {
+    let granted: Vec<&str> = granted
+        .unwrap_or_default()
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut missing = Vec::new();
+    if !granted.contains(&LINKEDIN_ORGANIZATION_POSTING) {
+        missing.push(LINKEDIN_ORGANIZATION_POSTING);
+    }
+    if !LINKEDIN_ORGANIZATION_ADMIN
+        .iter()
+        .any(|s| granted.contains(s))
+    {
+        missing.push(LINKEDIN_ORGANIZATION_ADMIN[0]);
+    }
+    missing
+}
+
+/// The `LinkedIn-Version` (YYYYMM) psn sends to LinkedIn's versioned `/rest` API.
+pub const LINKEDIN_VERSION: &str = "202510";
+
+/// An organization page the LinkedIn member administers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedinOrganization {
+    /// The numeric id (`urn:li:organization:<id>`).
+    pub id: String,
+    pub name: String,
+    pub vanity_name: Option<String>,
+}
+
+impl LinkedinOrganization {
+    pub fn urn(&self) -> String {
+        format!("urn:li:organization:{}", self.id)
+    }
+
+    /// The handle psn shows: the vanity name (linkedin.com/company/<vanity>), else the name.
+    pub fn handle(&self) -> String {
+        self.vanity_name
+            .clone()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| self.name.clone())
+    }
+}
+
+fn linkedin_rest(request: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    request
+        .bearer_auth(token)
+        .header("LinkedIn-Version", LINKEDIN_VERSION)
+        .header("X-Restli-Protocol-Version", "2.0.0")
+}
+
+/// The organizations the member administers (`GET /rest/organizationAcls?q=roleAssignee&
+/// role=ADMINISTRATOR&state=APPROVED`, then `GET /rest/organizations/<id>` for each name),
+/// in the order LinkedIn lists them.
+pub async fn linkedin_organizations(
+    client: &reqwest::Client,
+    endpoints: &Endpoints,
+    token: &str,
+) -> Result<Vec<LinkedinOrganization>, PublishError> {
+    #[derive(Deserialize)]
+    struct Acl {
+        #[serde(default, alias = "organizationalTarget")]
+        organization: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Acls {
+        #[serde(default)]
+        elements: Vec<Acl>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Organization {
+        #[serde(default)]
+        localized_name: Option<String>,
+        #[serde(default)]
+        vanity_name: Option<String>,
+    }
+    let mut ids: Vec<String> = Vec::new();
+    let mut start = 0usize;
+    const PAGE: usize = 100;
+    loop {
+        let request = linkedin_rest(
+            client
+                .get(format!("{}/rest/organizationAcls", endpoints.api))
+                .query(&[
+                    ("q", "roleAssignee"),
+                    ("role", "ADMINISTRATOR"),
+                    ("state", "APPROVED"),
+                    ("start", &start.to_string()),
+                    ("count", &PAGE.to_string()),
+                ]),
+            token,
+        );
+        let response = http::send(request, CallKind::Reading, &[token]).await?;
+        let acls: Acls = serde_json::from_str(&response.body)
+            .map_err(|_| unreadable("organization list", Platform::Linkedin))?;
+        let n = acls.elements.len();
+        for acl in acls.elements {
+            let Some(urn) = acl.organization else {
+                continue;
+            };
+            if let Some(id) = urn.strip_prefix("urn:li:organization:")
+                && !ids.iter().any(|i| i == id)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+        if n < PAGE {
+            break;
+        }
+        start += n;
+    }
+    let mut organizations = Vec::with_capacity(ids.len());
+    for id in ids {
+        let request = linkedin_rest(
+            client.get(format!("{}/rest/organizations/{id}", endpoints.api)),
+            token,
+        );
+        let response = http::send(request, CallKind::Reading, &[token]).await?;
+        let org: Organization = serde_json::from_str(&response.body)
+            .map_err(|_| unreadable("organization", Platform::Linkedin))?;
+        organizations.push(LinkedinOrganization {
+            name: org.localized_name.unwrap_or_else(|| id.clone()),
+            vanity_name: org.vanity_name,
+            id,
+        });
+    }
+    Ok(organizations)
+}
 
 /// An OAuth application's credentials. The secret is redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq)]

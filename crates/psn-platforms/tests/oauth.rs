@@ -191,3 +191,101 @@ async fn x_and_mastodon_connectors_identify_the_account() {
     assert_eq!(who.id, "109");
     assert_eq!(who.handle, "toot");
 }
+
+#[tokio::test]
+async fn linkedin_organizations_are_listed_with_the_versioned_headers_and_the_admin_scope() {
+    let fake = FakeOAuth::start(Platform::Linkedin, "li-1", "Member").await;
+    fake.add_organization("2414183", "Acme Corp", "acme");
+    fake.add_organization_role("777", "Analysed", "analysed", "ANALYST", "APPROVED");
+    let p = provider(Platform::Linkedin).unwrap();
+    let client = reqwest::Client::new();
+    let endpoints = Endpoints::at(p, &fake.base_url());
+    let request = authorization_request(
+        p,
+        &endpoints,
+        &creds(),
+        REDIRECT,
+        oauth::LINKEDIN_ORGANIZATION_SCOPES,
+    );
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = browser.get(&request.url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let code = parse_callback(&location, &request.state).unwrap();
+    let tokens = exchange_code(&client, p, &endpoints, &creds(), &code, REDIRECT, None)
+        .await
+        .unwrap();
+    assert!(
+        oauth::linkedin_missing_organization_scopes(tokens.scope.as_deref()).is_empty(),
+        "{:?}",
+        tokens.scope
+    );
+    let orgs = oauth::linkedin_organizations(&client, &endpoints, &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(
+        orgs,
+        vec![oauth::LinkedinOrganization {
+            id: "2414183".into(),
+            name: "Acme Corp".into(),
+            vanity_name: Some("acme".into()),
+        }],
+        "only approved administrator roles"
+    );
+    assert_eq!(orgs[0].urn(), "urn:li:organization:2414183");
+    assert_eq!(orgs[0].handle(), "acme");
+
+    // The fake is as strict as LinkedIn: no version or no Rest.li 2.0 header is a 400.
+    let acls = format!(
+        "{}/rest/organizationAcls?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED",
+        fake.base_url()
+    );
+    let bare = client
+        .get(&acls)
+        .bearer_auth(&tokens.access_token)
+        .header("X-Restli-Protocol-Version", "2.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 400);
+    assert!(bare.text().await.unwrap().contains("VERSION_MISSING"));
+    let no_restli = client
+        .get(&acls)
+        .bearer_auth(&tokens.access_token)
+        .header("LinkedIn-Version", oauth::LINKEDIN_VERSION)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_restli.status().as_u16(), 400);
+
+    // A member token without the admin scope is refused (403), and psn says which is missing.
+    assert_eq!(
+        oauth::linkedin_missing_organization_scopes(Some("openid profile w_member_social")),
+        vec!["w_organization_social", "r_organization_admin"]
+    );
+    assert!(
+        oauth::linkedin_missing_organization_scopes(Some(
+            "w_organization_social,rw_organization_admin"
+        ))
+        .is_empty()
+    );
+    let (code, request, endpoints) = authorize(Platform::Linkedin, &fake).await;
+    let member = exchange_code(&client, p, &endpoints, &creds(), &code, REDIRECT, None)
+        .await
+        .unwrap();
+    let _ = request;
+    let err = oauth::linkedin_organizations(&client, &endpoints, &member.access_token)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::Auth { .. } | PublishError::Permanent { .. }
+        ),
+        "{err:?}"
+    );
+}

@@ -37,6 +37,15 @@ pub struct StaleRefresh {
     pub last_error: Option<String>,
 }
 
+/// One delivery's share of a platform's posting caps: its account, when it is (or was)
+/// published, and how many posts it makes there (its segments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedLoad {
+    pub account: AccountId,
+    pub at: DateTime<Utc>,
+    pub posts: usize,
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -62,6 +71,37 @@ impl Hub {
             });
         }
         Ok(())
+    }
+
+    /// The deliveries to `platform` that are published or still going to be, timed (publication
+    /// time, else the scheduled time) in `[from, to)`: what counts against a platform's posting
+    /// caps. Drafts, rejected, cancelled and failed posts and deliveries do not count.
+    pub async fn queued_load(
+        &self,
+        platform: Platform,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<QueuedLoad>, StoreError> {
+        let rows: Vec<(String, i64, String)> = on_db!(&self.backend, db => sqlx::query_as(
+            "SELECT d.account_id, COALESCE(d.published_at, d.run_at), d.segments \
+             FROM deliveries d JOIN posts p ON p.id = d.post_id \
+             WHERE d.platform = $1 AND d.status NOT IN ('failed', 'cancelled') \
+             AND p.status NOT IN ('draft', 'rejected', 'cancelled') \
+             AND COALESCE(d.published_at, d.run_at) >= $2 AND COALESCE(d.published_at, d.run_at) < $3 \
+             ORDER BY 2")
+            .bind(platform.as_str()).bind(to_ms(from)).bind(to_ms(to))
+            .fetch_all(db).await?);
+        rows.into_iter()
+            .map(|(account, at, segments)| {
+                let segments: Vec<serde_json::Value> =
+                    serde_json::from_str(&segments).map_err(corrupt)?;
+                Ok(QueuedLoad {
+                    account: account.parse().map_err(corrupt)?,
+                    at: from_ms(at),
+                    posts: segments.len().max(1),
+                })
+            })
+            .collect()
     }
 
     /// Records an identity check made at `now`. A refused token makes the account

@@ -46,7 +46,7 @@ pub use engine::{
     StepRecord,
 };
 pub use error::StoreError;
-pub use health::{CheckOutcome, StaleRefresh};
+pub use health::{CheckOutcome, QueuedLoad, StaleRefresh};
 pub use listen::HubListener;
 pub use media::{MediaCleanup, MediaRecord, NewMedia, OrphanContainer};
 pub use migrate::{MigrationState, SCHEMA_VERSION, migration_versions};

@@ -45,6 +45,7 @@ conformance_suite!(
     audit_trail_records_changes,
     no_plaintext_token_at_rest,
     media_lifecycle,
+    queued_load_counts_what_will_be_posted,
 );
 
 /// SQLite-only properties of the hub's database and connections.

@@ -5,7 +5,10 @@
 //! unused and was issued for the same `redirect_uri`, and the PKCE verifier against the S256
 //! challenge; refresh grants rotate refresh tokens (a spent one is refused with
 //! `invalid_grant`); Meta's long-lived exchange and Page listing, Threads' exchange and
-//! refresh, Mastodon's `POST /api/v1/apps`, and each platform's identity endpoint.
+//! refresh, Mastodon's `POST /api/v1/apps`, LinkedIn's organization pages
+//! (`/rest/organizationAcls` by role assignee and `/rest/organizations/<id>`, strict about the
+//! `LinkedIn-Version` and `X-Restli-Protocol-Version` headers and the admin scope), and each
+//! platform's identity endpoint.
 //!
 //! Paths come from [`psn_platforms::oauth::provider`], so one fake serves whatever platform it
 //! was started for; point `PSN_AUTH_BASE_<PLATFORM>` and `PSN_API_BASE_<PLATFORM>` (or the
@@ -28,6 +31,19 @@ pub struct FakePage {
     pub id: String,
     pub name: String,
     pub instagram: Option<(String, String)>,
+}
+
+/// A LinkedIn organization the fake's member has a role on (`/rest/organizationAcls`).
+#[derive(Debug, Clone)]
+pub struct FakeOrganization {
+    /// Numeric id (`urn:li:organization:<id>`).
+    pub id: String,
+    pub name: String,
+    pub vanity_name: String,
+    /// `ADMINISTRATOR`, `DIRECT_SPONSORED_CONTENT_POSTER`, …
+    pub role: String,
+    /// `APPROVED`, `REQUESTED` or `REVOKED`.
+    pub state: String,
 }
 
 /// What a test can make the token endpoint do on the next refresh grants.
@@ -70,6 +86,9 @@ struct Inner {
     username: String,
     pages: Vec<FakePage>,
     page_tokens: HashMap<String, String>,
+    organizations: Vec<FakeOrganization>,
+    /// The scopes granted with each access and refresh token.
+    token_scopes: HashMap<String, String>,
     expires_in: u64,
     refresh_behavior: RefreshBehavior,
     /// Scopes the user (or the app's approval state) does not grant.
@@ -116,6 +135,24 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Records `scopes` as granted with the tokens in a token response `body`.
+    fn remember_scopes(&mut self, body: &serde_json::Value, scopes: &str) {
+        for key in ["access_token", "refresh_token"] {
+            if let Some(token) = body.get(key).and_then(|v| v.as_str()) {
+                self.token_scopes
+                    .insert(token.to_owned(), scopes.to_owned());
+            }
+        }
+    }
+
+    fn has_scope(&self, token: &str, any_of: &[&str]) -> bool {
+        self.token_scopes
+            .get(token)
+            .is_some_and(|granted| granted.split(' ').any(|s| any_of.contains(&s)))
+    }
+}
+
 /// The fake. Cheap to clone; the server runs until the process ends.
 #[derive(Debug, Clone)]
 pub struct FakeOAuth {
@@ -147,6 +184,8 @@ impl FakeOAuth {
             username: username.to_owned(),
             pages: Vec::new(),
             page_tokens: HashMap::new(),
+            organizations: Vec::new(),
+            token_scopes: HashMap::new(),
             expires_in: default_lifetime(platform),
             refresh_behavior: RefreshBehavior::Rotate,
             withheld_scopes: Vec::new(),
@@ -209,6 +248,33 @@ impl FakeOAuth {
             name: name.to_owned(),
             instagram: instagram.map(|(a, b)| (a.to_owned(), b.to_owned())),
         });
+    }
+
+    /// LinkedIn: makes the member an approved administrator of an organization page.
+    pub fn add_organization(&self, id: &str, name: &str, vanity_name: &str) {
+        self.add_organization_role(id, name, vanity_name, "ADMINISTRATOR", "APPROVED");
+    }
+
+    /// LinkedIn: gives the member `role` in `state` on an organization page.
+    pub fn add_organization_role(
+        &self,
+        id: &str,
+        name: &str,
+        vanity_name: &str,
+        role: &str,
+        state: &str,
+    ) {
+        self.inner
+            .lock()
+            .unwrap()
+            .organizations
+            .push(FakeOrganization {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                vanity_name: vanity_name.to_owned(),
+                role: role.to_owned(),
+                state: state.to_owned(),
+            });
     }
 
     /// The access token lifetime the token endpoint reports.
@@ -467,6 +533,14 @@ fn handle(
                 serde_json::json!({"id": "1", "name": "psn", "client_id": id, "client_secret": secret, "redirect_uri": redirect}),
             )
         }
+        ("GET", "/rest/organizationAcls") if inner.platform == Platform::Linkedin => {
+            linkedin_acls(&inner, &headers, &query)
+        }
+        ("GET", p)
+            if inner.platform == Platform::Linkedin && p.starts_with("/rest/organizations/") =>
+        {
+            linkedin_organization(&inner, &headers, &p["/rest/organizations/".len()..])
+        }
         ("GET", p) if p == provider.identity.1 => identity(&inner, &headers),
         _ => json(
             StatusCode::NOT_FOUND,
@@ -600,7 +674,9 @@ fn token(
                 .split([' ', ','])
                 .filter(|s| !s.is_empty() && !inner.withheld_scopes.iter().any(|w| w == s))
                 .collect();
-            body["scope"] = granted.join(" ").into();
+            let granted = granted.join(" ");
+            inner.remember_scopes(&body, &granted);
+            body["scope"] = granted.into();
             json(StatusCode::OK, body)
         }
         Some("refresh_token") => {
@@ -620,12 +696,16 @@ fn token(
                 ),
                 RefreshBehavior::KeepRefreshToken => {
                     let body = inner.issue(false);
+                    let scopes = inner.token_scopes.get(&rt).cloned().unwrap_or_default();
+                    inner.remember_scopes(&body, &scopes);
                     json(StatusCode::OK, body)
                 }
                 RefreshBehavior::Rotate => {
                     inner.refresh.remove(&rt);
+                    let scopes = inner.token_scopes.get(&rt).cloned().unwrap_or_default();
                     inner.spent_refresh.insert(rt);
                     let body = inner.issue(true);
+                    inner.remember_scopes(&body, &scopes);
                     json(StatusCode::OK, body)
                 }
             }
@@ -664,6 +744,119 @@ fn exchange_long_lived(
     }
     let body = inner.issue(false);
     json(StatusCode::OK, body)
+}
+
+/// LinkedIn's versioned `/rest` API: `LinkedIn-Version: YYYYMM`, `X-Restli-Protocol-Version:
+/// 2.0.0`, a valid bearer token with an organization admin scope. `Some` is the refusal.
+fn linkedin_rest_refusal(inner: &Inner, headers: &HeaderMap, resource: &str) -> Option<Response> {
+    let restli_error = |status: StatusCode, code: &str, message: String| {
+        json(
+            status,
+            serde_json::json!({"status": status.as_u16(), "code": code, "message": message}),
+        )
+    };
+    let version = headers
+        .get("linkedin-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if version.len() != 6 || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(restli_error(
+            StatusCode::BAD_REQUEST,
+            "VERSION_MISSING",
+            "A version must be present: add the LinkedIn-Version header (YYYYMM)".into(),
+        ));
+    }
+    if headers
+        .get("x-restli-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        != Some("2.0.0")
+    {
+        return Some(restli_error(
+            StatusCode::BAD_REQUEST,
+            "ILLEGAL_ARGUMENT",
+            "finder requests need X-Restli-Protocol-Version: 2.0.0".into(),
+        ));
+    }
+    let Some(token) = bearer(headers).filter(|t| inner.access.contains(t)) else {
+        return Some(restli_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_ACCESS_TOKEN",
+            "Invalid access token".into(),
+        ));
+    };
+    if !inner.has_scope(&token, &["r_organization_admin", "rw_organization_admin"]) {
+        return Some(restli_error(
+            StatusCode::FORBIDDEN,
+            "ACCESS_DENIED",
+            format!("Not enough permissions to access: {resource}"),
+        ));
+    }
+    None
+}
+
+fn linkedin_acls(inner: &Inner, headers: &HeaderMap, q: &HashMap<String, String>) -> Response {
+    if let Some(refused) =
+        linkedin_rest_refusal(inner, headers, "organizationAcls.FINDER-roleAssignee")
+    {
+        return refused;
+    }
+    if q.get("q").map(String::as_str) != Some("roleAssignee") {
+        return json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"status": 400, "message": "q must be roleAssignee or organization"}),
+        );
+    }
+    let start: usize = q.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let count: usize = q.get("count").and_then(|v| v.parse().ok()).unwrap_or(10);
+    let matching: Vec<serde_json::Value> = inner
+        .organizations
+        .iter()
+        .filter(|o| q.get("role").is_none_or(|r| *r == o.role))
+        .filter(|o| q.get("state").is_none_or(|s| *s == o.state))
+        .map(|o| {
+            serde_json::json!({
+                "roleAssignee": format!("urn:li:person:{}", inner.user_id),
+                "role": o.role,
+                "state": o.state,
+                "organization": format!("urn:li:organization:{}", o.id),
+            })
+        })
+        .collect();
+    let total = matching.len();
+    let elements: Vec<_> = matching.into_iter().skip(start).take(count).collect();
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "paging": {"start": start, "count": count, "total": total, "links": []},
+            "elements": elements,
+        }),
+    )
+}
+
+fn linkedin_organization(inner: &Inner, headers: &HeaderMap, id: &str) -> Response {
+    if let Some(refused) = linkedin_rest_refusal(inner, headers, "organizations.GET") {
+        return refused;
+    }
+    let Some(org) = inner.organizations.iter().find(|o| o.id == id) else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"status": 404, "message": format!("organization {id} not found")}),
+        );
+    };
+    let id_value: serde_json::Value = org
+        .id
+        .parse::<u64>()
+        .map(Into::into)
+        .unwrap_or_else(|_| org.id.clone().into());
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "id": id_value,
+            "localizedName": org.name,
+            "vanityName": org.vanity_name,
+            "name": {"localized": {"en_US": org.name}, "preferredLocale": {"country": "US", "language": "en"}},
+        }),
+    )
 }
 
 fn identity(inner: &Inner, headers: &HeaderMap) -> Response {

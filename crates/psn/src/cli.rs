@@ -300,9 +300,11 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub paste: bool,
     /// Facebook / Instagram: the Page (or Instagram account) to connect, by id or name.
+    /// LinkedIn: the organization page to connect too (id or name; implies --organization).
     #[arg(long, value_name = "ID")]
     pub page: Option<String>,
-    /// LinkedIn: also ask for organization page posting (needs the Community Management API).
+    /// LinkedIn: also ask for organization page posting (needs the Community Management API);
+    /// psn lists the pages you administer and asks which one to connect.
     #[arg(long)]
     pub organization: bool,
 }

@@ -19,6 +19,8 @@ mod manage;
 mod media;
 #[path = "cli/oauth.rs"]
 mod oauth;
+#[path = "cli/platform_access.rs"]
+mod platform_access;
 #[path = "cli/post.rs"]
 mod post;
 #[path = "cli/queue.rs"]

@@ -40,6 +40,8 @@ use crate::upload::{
 pub const DEFAULT_BASE_URL: &str = "https://api.x.com";
 /// Environment variable holding the OAuth 2 client id (public clients send it on refresh).
 pub const CLIENT_ID_ENV: &str = "X_CLIENT_ID";
+/// Environment variable holding the OAuth 2 client secret of a confidential client.
+pub const CLIENT_SECRET_ENV: &str = "X_CLIENT_SECRET";
 /// How many recent posts [`XPublisher::reconcile`] looks through (the endpoint's maximum).
 pub const RECONCILE_WINDOW: u32 = 100;
 /// The size of an APPEND segment (X takes up to 5 MB per segment), unless
@@ -54,6 +56,8 @@ pub struct XPublisher {
     base_url: String,
     client: reqwest::Client,
     client_id: Option<String>,
+    /// Set for a confidential client: refreshes then authenticate with HTTP Basic.
+    client_secret: Option<String>,
     chunk_size: usize,
 }
 
@@ -62,6 +66,10 @@ impl std::fmt::Debug for XPublisher {
         f.debug_struct("XPublisher")
             .field("base_url", &self.base_url)
             .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +96,9 @@ impl XPublisher {
             base_url,
             client,
             client_id,
+            client_secret: std::env::var(CLIENT_SECRET_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
             chunk_size: upload::chunk_bytes_from_env().unwrap_or(CHUNK_BYTES),
         }
     }
@@ -101,6 +112,20 @@ impl XPublisher {
     /// Sets the OAuth 2 client id sent on refresh.
     pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets the app credentials used on refresh (the workspace's `config/keys.env` or the
+    /// environment): a public client sends its id in the form, a confidential client (with a
+    /// secret) authenticates with HTTP Basic. `None` keeps what the environment gave.
+    pub fn with_credentials(
+        mut self,
+        credentials: Option<crate::oauth::ClientCredentials>,
+    ) -> Self {
+        if let Some(c) = credentials {
+            self.client_id = Some(c.id);
+            self.client_secret = c.secret.filter(|s| !s.trim().is_empty());
+        }
         self
     }
 
@@ -488,23 +513,28 @@ impl Publisher for XPublisher {
         account: &AccountContext,
         refresh_token: &AccessToken,
     ) -> Result<RefreshedTokens, PublishError> {
-        let secrets = [refresh_token.0.as_str(), account.access_token.0.as_str()];
         let client_id = self.client_id.clone().or_else(|| {
             std::env::var(CLIENT_ID_ENV)
                 .ok()
                 .filter(|v| !v.trim().is_empty())
         });
+        let secret = self.client_secret.as_deref();
+        let mut secrets = vec![refresh_token.0.as_str(), account.access_token.0.as_str()];
+        secrets.extend(secret);
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.0.as_str()),
         ];
-        if let Some(id) = client_id.as_deref() {
-            form.push(("client_id", id));
-        }
-        let request = self
+        let mut request = self
             .client
-            .post(format!("{}/2/oauth2/token", self.base_url))
-            .form(&form);
+            .post(format!("{}/2/oauth2/token", self.base_url));
+        match (client_id.as_deref(), secret) {
+            // A confidential client authenticates with HTTP Basic (X's token endpoint).
+            (Some(id), Some(secret)) => request = request.basic_auth(id, Some(secret)),
+            (Some(id), None) => form.push(("client_id", id)),
+            (None, _) => {}
+        }
+        let request = request.form(&form);
         let response = match http::send(request, CallKind::Reading, &secrets).await {
             Ok(r) => r,
             // X answers a spent or revoked refresh token with 400 invalid_request/invalid_grant.

@@ -533,3 +533,54 @@ pub async fn post_transitions(hub: &Hub) {
     // Nothing is left to retry.
     assert!(hub.retry_post(&partial.id, "alice").await.is_err());
 }
+
+/// `queued_load`: a platform's deliveries that are or will be posted in a time range, with
+/// their segment counts; drafts and cancelled posts do not count, nor other platforms.
+pub async fn queued_load_counts_what_will_be_posted(hub: &Hub) {
+    let cipher = cipher();
+    let alice = connect(hub, &cipher, Platform::X, "alice").await;
+    let bob = connect(hub, &cipher, Platform::X, "bob").await;
+    let masto = connect(hub, &cipher, Platform::Mastodon, "masto").await;
+    let create = |phase, hours: i64, body: &str, accounts: Vec<&psn_store::Account>| {
+        let post = new_post("alice", phase, Some(at(hours)), body, &accounts);
+        async move { hub.create_post(&post).await.unwrap().into_post() }
+    };
+    create(PostStatus::Scheduled, 1, "both", vec![&alice, &bob, &masto]).await;
+    create(PostStatus::Scheduled, 30, "later", vec![&alice]).await;
+    create(PostStatus::Draft, 2, "draft", vec![&alice]).await;
+    let cancelled = create(PostStatus::Scheduled, 3, "cancelled", vec![&alice]).await;
+    hub.cancel_post(&cancelled.id, "alice").await.unwrap();
+    let load = hub.queued_load(Platform::X, at(0), at(24)).await.unwrap();
+    let mut seen: Vec<(String, i64, usize)> = load
+        .iter()
+        .map(|q| (q.account.to_string(), q.at.timestamp_millis(), q.posts))
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (alice.id.to_string(), at(1).timestamp_millis(), 2),
+        (bob.id.to_string(), at(1).timestamp_millis(), 2),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    // The range's end is exclusive, its start inclusive.
+    assert!(
+        hub.queued_load(Platform::X, at(2), at(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        hub.queued_load(Platform::X, at(30), at(31))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        hub.queued_load(Platform::Mastodon, at(0), at(24))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -24,15 +24,25 @@ pub const SELF_REFRESHING: &[Platform] = &[Platform::X, Platform::Mastodon];
 
 /// Adds a token keeper (refresh and identity checks, no publishing) for every OAuth platform
 /// whose publisher does not keep its own tokens ([`SELF_REFRESHING`]), with the app
-/// credentials from the workspace. The registry prefers a keeper over a publisher for token
-/// refreshes and identity checks.
+/// credentials from the workspace, and gives the X publisher the same credentials
+/// (`X_CLIENT_ID` / `X_CLIENT_SECRET` from the environment or `config/keys.env`) for its token
+/// refreshes. The registry prefers a keeper over a publisher for token refreshes and identity
+/// checks.
 pub fn add_keepers(registry: &mut Registry, ws: Option<&Workspace>) {
     let config = ws.map(|w| w.config_dir());
+    let credentials_of = |platform: Platform| {
+        oauth::provider(platform)
+            .and_then(|p| super::oauth_connect::client_credentials(config.as_deref(), p))
+    };
+    if registry.get(Platform::X).is_some() {
+        registry.register(Arc::new(
+            psn_platforms::publish::x::XPublisher::from_env()
+                .with_credentials(credentials_of(Platform::X)),
+        ));
+    }
     for keeper in TokenKeeper::all_except(SELF_REFRESHING) {
         let platform = psn_platforms::publish::Publisher::platform(&keeper);
-        let credentials = oauth::provider(platform)
-            .and_then(|p| super::oauth_connect::client_credentials(config.as_deref(), p));
-        registry.register_keeper(Arc::new(keeper.with_credentials(credentials)));
+        registry.register_keeper(Arc::new(keeper.with_credentials(credentials_of(platform))));
     }
 }
 
@@ -75,6 +85,199 @@ pub fn enforce_platform_status(account: &Account) -> CliResult<()> {
         account.platform.display_name(),
         account.handle
     )))
+}
+
+/// What an X API plan allows psn to post (X's published limits for `POST /2/tweets`; every
+/// thread segment is one post). `None`: no cap beyond the publishing budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XTier {
+    pub name: &'static str,
+    /// Posts per 24 hours per user (per connected account).
+    pub per_user_day: Option<usize>,
+    /// Posts per 24 hours per app (every X account of the hub shares the app).
+    pub per_app_day: Option<usize>,
+    /// Posts per month per app (informational: X counts it per billing month).
+    pub per_app_month: Option<usize>,
+}
+
+/// The X API plans `X_API_TIER` names. Free: 17 posts per 24 h per user and per app, 500 a
+/// month; Basic: 100 per 24 h per user, 1,667 per 24 h per app; Pro and Enterprise: only the
+/// per-15-minute limits the publishing budget already keeps.
+pub const X_TIERS: &[XTier] = &[
+    XTier {
+        name: "free",
+        per_user_day: Some(17),
+        per_app_day: Some(17),
+        per_app_month: Some(500),
+    },
+    XTier {
+        name: "basic",
+        per_user_day: Some(100),
+        per_app_day: Some(1_667),
+        per_app_month: Some(50_000),
+    },
+    XTier {
+        name: "pro",
+        per_user_day: None,
+        per_app_day: None,
+        per_app_month: None,
+    },
+    XTier {
+        name: "enterprise",
+        per_user_day: None,
+        per_app_day: None,
+        per_app_month: None,
+    },
+];
+
+/// The setting that names the X API plan.
+pub const X_TIER_VAR: &str = "X_API_TIER";
+
+fn x_tier_named(name: &str) -> CliResult<&'static XTier> {
+    let wanted = name.trim().to_ascii_lowercase();
+    X_TIERS.iter().find(|t| t.name == wanted).ok_or_else(|| {
+        invalid(format!(
+            "{X_TIER_VAR}={name} is not an X API plan: use free, basic, pro or enterprise (in config/keys.env or the environment)"
+        ))
+    })
+}
+
+/// The X API plan set in the environment or `config/keys.env`, when one is set.
+pub fn configured_x_tier(ws: &Workspace) -> CliResult<Option<&'static XTier>> {
+    super::oauth_connect::setting(ws, X_TIER_VAR)
+        .map(|v| x_tier_named(&v))
+        .transpose()
+}
+
+/// The platform status of an X account on `tier`.
+pub fn x_platform_status(tier: &XTier) -> serde_json::Value {
+    let mut status = serde_json::json!({"api_tier": tier.name});
+    if let (Some(user), Some(app)) = (tier.per_user_day, tier.per_app_day)
+        && tier.name == "free"
+    {
+        status["explanation"] = format!(
+            "the X API free tier allows {user} posts per 24 hours per account and {app} per app (about {} a month; every thread segment counts), so psn refuses posts beyond that. Set {X_TIER_VAR}=basic, pro or enterprise in config/keys.env if your X app has a paid plan",
+            tier.per_app_month.unwrap_or_default()
+        )
+        .into();
+    }
+    status
+}
+
+/// The platform status of a new X account: the configured plan, else free.
+pub fn new_x_platform_status(ws: &Workspace) -> CliResult<serde_json::Value> {
+    let tier = configured_x_tier(ws)?.unwrap_or(&X_TIERS[0]);
+    Ok(x_platform_status(tier))
+}
+
+/// What the platform allows `account` now: the recorded status, with the X API plan taken
+/// from `X_API_TIER` when it is set (a plan changes without reconnecting).
+pub fn effective_platform_status(ws: &Workspace, account: &Account) -> serde_json::Value {
+    if account.platform != Platform::X {
+        return account.platform_status.clone();
+    }
+    // An unreadable setting is refused where it matters (`psn post`, `accounts connect`).
+    let tier = match configured_x_tier(ws).ok().flatten() {
+        Some(t) => t,
+        None => account
+            .platform_status
+            .get("api_tier")
+            .and_then(|v| v.as_str())
+            .and_then(|name| x_tier_named(name).ok())
+            .unwrap_or(&X_TIERS[0]),
+    };
+    x_platform_status(tier)
+}
+
+/// Refuses (exit 2, nothing written) X posts that would exceed the X API plan's daily caps:
+/// `posts` are the new deliveries' (account, number of posts) at `at`, counted with what is
+/// already queued or published for the same account (per-user cap) and for every X account
+/// of the hub (per-app cap) in any 24-hour window that contains `at`.
+pub async fn enforce_x_tier(
+    ws: &Workspace,
+    hub: &psn_store::Hub,
+    accounts: &[&Account],
+    posts: &[(AccountId, usize)],
+    at: chrono::DateTime<Utc>,
+) -> CliResult<()> {
+    if posts.is_empty() {
+        return Ok(());
+    }
+    configured_x_tier(ws)?;
+    let day = chrono::Duration::hours(24);
+    let queued = hub.queued_load(Platform::X, at - day, at + day).await?;
+    for (account_id, n) in posts {
+        let Some(account) = accounts.iter().find(|a| &a.id == account_id) else {
+            continue;
+        };
+        let status = effective_platform_status(ws, account);
+        let tier = status
+            .get("api_tier")
+            .and_then(|v| v.as_str())
+            .and_then(|name| x_tier_named(name).ok())
+            .unwrap_or(&X_TIERS[0]);
+        let new_total: usize = posts.iter().map(|(_, k)| k).sum();
+        let checks = [
+            (
+                tier.per_user_day,
+                *n,
+                queued
+                    .iter()
+                    .filter(|q| &q.account == account_id)
+                    .collect::<Vec<_>>(),
+                format!("for @{}", account.handle),
+            ),
+            (
+                tier.per_app_day,
+                new_total,
+                queued.iter().collect::<Vec<_>>(),
+                "for the X app (all X accounts of this hub)".to_owned(),
+            ),
+        ];
+        for (cap, adding, existing, whom) in checks {
+            let Some(cap) = cap else { continue };
+            let (busiest, start) = busiest_window(&existing, at, day);
+            if busiest + adding > cap {
+                let tz = ws.tz;
+                return Err(invalid(format!(
+                    "the X API {} plan allows {cap} posts per 24 hours {whom}, and {busiest} are already queued or published between {} and {}; this post would add {adding} (every thread segment is a post). Schedule it at another time, or set {X_TIER_VAR}=basic, pro or enterprise in config/keys.env if your X app has a paid plan",
+                    tier.name,
+                    crate::output::local(start, tz),
+                    crate::output::local(start + day, tz),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The most posts of `existing` in a 24-hour window `[s, s + day)` that contains `at`, and
+/// that window's start.
+fn busiest_window(
+    existing: &[&psn_store::QueuedLoad],
+    at: chrono::DateTime<Utc>,
+    day: chrono::Duration,
+) -> (usize, chrono::DateTime<Utc>) {
+    let earliest = at - day + chrono::Duration::milliseconds(1);
+    let mut starts: Vec<chrono::DateTime<Utc>> = existing
+        .iter()
+        .map(|q| q.at)
+        .filter(|t| *t >= earliest && *t <= at)
+        .collect();
+    starts.push(earliest);
+    starts.push(at);
+    starts
+        .into_iter()
+        .map(|s| {
+            let n = existing
+                .iter()
+                .filter(|q| q.at >= s && q.at < s + day)
+                .map(|q| q.posts)
+                .sum::<usize>();
+            (n, s)
+        })
+        .max_by_key(|(n, s)| (*n, std::cmp::Reverse(*s)))
+        .unwrap_or((0, at))
 }
 
 #[derive(Debug, Serialize)]

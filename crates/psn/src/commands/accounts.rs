@@ -38,7 +38,11 @@ pub async fn run(global: &Global, cmd: AccountsCommand) -> CliResult {
     match cmd {
         AccountsCommand::List => {
             let hub = ws.open_hub(&global.hub).await?;
-            let accounts = hub.accounts().await?;
+            let mut accounts = hub.accounts().await?;
+            // The X API plan as configured now (`X_API_TIER`), not only as recorded.
+            for a in &mut accounts {
+                a.platform_status = super::account_health::effective_platform_status(&ws, a);
+            }
             if global.json {
                 print_json(&accounts);
             } else if accounts.is_empty() {
@@ -133,6 +137,7 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
         .parse()
         .map_err(|e: psn_domain::platform::UnknownPlatform| invalid(e.to_string()))?;
     let mut platform_status = None;
+    let mut pages = Vec::new();
     let new = if platform == Platform::Bluesky && !args.token_stdin {
         let interactive = !args.app_password_stdin;
         let handle = match args.handle.as_deref() {
@@ -253,10 +258,16 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
     } else {
         // Fail on a bad key or hub before the user goes through the browser.
         ws.cipher()?;
-        let (new, status) = super::oauth_connect::connect(global, ws, platform, &args).await?;
+        let (new, status, connected_pages) =
+            super::oauth_connect::connect(global, ws, platform, &args).await?;
         platform_status = Some(status);
+        pages = connected_pages;
         new
     };
+    if platform_status.is_none() && platform == Platform::X {
+        // Headless X accounts record the API plan too (enforced by `psn post`).
+        platform_status = Some(super::account_health::new_x_platform_status(ws)?);
+    }
     let cipher = ws.cipher()?;
     let hub = ws.open_hub(&global.hub).await?;
     let (mut account, created) = hub.upsert_account(&new, &cipher).await?;
@@ -264,7 +275,24 @@ async fn connect(global: &Global, ws: &Workspace, args: ConnectArgs) -> CliResul
         hub.set_platform_status(&account.id, &status).await?;
         account = hub.account(&account.id).await?;
     }
-    print_connected(global, &account, created);
+    if pages.is_empty() {
+        print_connected(global, &account, created);
+        return Ok(());
+    }
+    // Pages connected with the account (LinkedIn organization pages): `--json` lists them all.
+    let mut connected = vec![(account, created)];
+    for (page, status) in &pages {
+        let (page, created) = hub.upsert_account(page, &cipher).await?;
+        hub.set_platform_status(&page.id, status).await?;
+        connected.push((hub.account(&page.id).await?, created));
+    }
+    if global.json {
+        print_json(&connected.iter().map(|(a, _)| a).collect::<Vec<_>>());
+    } else {
+        for (a, created) in &connected {
+            print_connected(global, a, *created);
+        }
+    }
     Ok(())
 }
 

@@ -95,10 +95,17 @@ fn publish_error(what: &str, platform: Platform, e: PublishError) -> CliError {
     ))
 }
 
-/// What the OAuth dance produced: the account to store and what the platform allows it.
+/// What the OAuth dance produced: the account to store and what the platform allows it, and
+/// the pages connected with it (LinkedIn organization pages, same tokens).
 struct Connected {
     account: NewAccount,
     platform_status: serde_json::Value,
+    pages: Vec<(NewAccount, serde_json::Value)>,
+}
+
+/// LinkedIn: whether organization pages were asked for (`--organization` or `--page`).
+fn wants_organization(args: &ConnectArgs) -> bool {
+    args.organization || args.page.is_some()
 }
 
 pub async fn connect(
@@ -106,13 +113,21 @@ pub async fn connect(
     ws: &Workspace,
     platform: Platform,
     args: &ConnectArgs,
-) -> CliResult<(NewAccount, serde_json::Value)> {
+) -> CliResult<(
+    NewAccount,
+    serde_json::Value,
+    Vec<(NewAccount, serde_json::Value)>,
+)> {
     let provider = oauth::provider(platform).ok_or_else(|| {
         invalid(format!(
             "{} does not use OAuth; see `psn accounts connect --help`",
             platform.display_name()
         ))
     })?;
+    if platform == Platform::X {
+        // A mistyped X_API_TIER is refused before the browser, not after.
+        super::account_health::configured_x_tier(ws)?;
+    }
     let instance = if platform == Platform::Mastodon {
         Some(crate::commands::accounts::normalize_url(
             args.instance.as_deref().ok_or_else(|| {
@@ -178,7 +193,7 @@ pub async fn connect(
                 .map_err(|e| publish_error("registering psn on the instance", platform, e))?
         }
     };
-    let extra: &[&str] = if platform == Platform::Linkedin && args.organization {
+    let extra: &[&str] = if platform == Platform::Linkedin && wants_organization(args) {
         oauth::LINKEDIN_ORGANIZATION_SCOPES
     } else {
         &[]
@@ -247,7 +262,11 @@ pub async fn connect(
         args,
     )
     .await?;
-    Ok((connected.account, connected.platform_status))
+    Ok((
+        connected.account,
+        connected.platform_status,
+        connected.pages,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -270,6 +289,7 @@ async fn finish(
             .map(|d| now + d)
     };
     let mut status = serde_json::json!({});
+    let mut pages = Vec::new();
     let (handle, external_id, access, refresh, expires) = match platform {
         Platform::Facebook | Platform::Instagram => {
             let long = oauth::long_lived_token(
@@ -329,20 +349,11 @@ async fn finish(
                     }));
                 }
                 None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-                    eprintln!("Which one should psn connect?");
-                    for (i, p) in candidates.iter().enumerate() {
-                        eprintln!("  {}. {}", i + 1, describe(p));
-                    }
-                    eprint!("Number: ");
-                    let line = read_line(timeout()).await?;
-                    let n: usize = line.trim().parse().unwrap_or(0);
-                    *candidates.get(n.wrapping_sub(1)).ok_or_else(|| {
-                        invalid(format!(
-                            "'{}' is not one of the numbers 1 to {}",
-                            line.trim(),
-                            candidates.len()
-                        ))
-                    })?
+                    let choices: Vec<String> = candidates.iter().map(|p| describe(p)).collect();
+                    let n = pick_on_terminal("Which one should psn connect?", &choices, None)
+                        .await?
+                        .expect("a choice is required");
+                    candidates[n]
                 }
                 None => {
                     return Err(invalid(format!(
@@ -409,30 +420,123 @@ async fn finish(
                 })
             };
         }
-        Platform::Linkedin => {
-            status = if args.organization {
-                let granted = tokens
-                    .scope
-                    .as_deref()
-                    .is_some_and(|s| s.contains("w_organization_social"));
-                if granted {
-                    serde_json::json!({"organization_access": "granted"})
-                } else {
-                    serde_json::json!({
-                        "organization_access": "pending",
-                        "explanation": "LinkedIn did not grant organization posting (w_organization_social): the app needs the Community Management API product approved. Posting as your member profile works meanwhile.",
-                    })
+        Platform::Linkedin if wants_organization(args) => {
+            let missing = oauth::linkedin_missing_organization_scopes(tokens.scope.as_deref());
+            if !missing.is_empty() {
+                if let Some(page) = &args.page {
+                    return Err(invalid(format!(
+                        "LinkedIn did not grant {} to psn, so it cannot connect the organization page '{page}': the app needs the Community Management API product approved (https://www.linkedin.com/developers/apps, Products tab); nothing was connected. Run the command without --page to connect your member profile meanwhile",
+                        missing.join(" and ")
+                    )));
                 }
+                status = serde_json::json!({
+                    "organization_access": "pending",
+                    "explanation": format!(
+                        "LinkedIn did not grant organization page access ({}): the app needs the Community Management API product approved. Posting as your member profile works meanwhile; reconnect with --organization once it is approved.",
+                        missing.join(", ")
+                    ),
+                });
             } else {
-                serde_json::json!({"organization_access": "not_requested"})
-            };
+                status = serde_json::json!({"organization_access": "granted"});
+                let organizations = oauth::linkedin_organizations(client, endpoints, &access)
+                    .await
+                    .map_err(|e| {
+                        publish_error("listing the organizations you administer", platform, e)
+                    })?;
+                let describe = |o: &oauth::LinkedinOrganization| match &o.vanity_name {
+                    Some(v) if !v.is_empty() && *v != o.name => {
+                        format!("{} ({}, linkedin.com/company/{v})", o.id, o.name)
+                    }
+                    _ => format!("{} ({})", o.id, o.name),
+                };
+                let chosen = match args.page.as_deref() {
+                    Some(wanted) => {
+                        let wanted_id = wanted.trim().trim_start_matches("urn:li:organization:");
+                        Some(
+                            organizations
+                                .iter()
+                                .find(|o| {
+                                    o.id == wanted_id
+                                        || o.name.eq_ignore_ascii_case(wanted.trim())
+                                        || o.vanity_name
+                                            .as_deref()
+                                            .is_some_and(|v| v.eq_ignore_ascii_case(wanted.trim()))
+                                })
+                                .ok_or_else(|| {
+                                    invalid(if organizations.is_empty() {
+                                        format!(
+                                            "you administer no LinkedIn organization page, so psn cannot connect '{wanted}' (only approved ADMINISTRATOR roles count); nothing was connected"
+                                        )
+                                    } else {
+                                        format!(
+                                            "no organization page '{wanted}' among those you administer: {}; nothing was connected",
+                                            organizations
+                                                .iter()
+                                                .map(describe)
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        )
+                                    })
+                                })?,
+                        )
+                    }
+                    None if organizations.is_empty() => {
+                        eprintln!(
+                            "You administer no LinkedIn organization page; psn connects your member profile."
+                        );
+                        None
+                    }
+                    None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                        let choices: Vec<String> = organizations.iter().map(describe).collect();
+                        pick_on_terminal(
+                            "Which organization page should psn connect too?",
+                            &choices,
+                            Some("none (only your member profile)"),
+                        )
+                        .await?
+                        .map(|i| &organizations[i])
+                    }
+                    None => {
+                        eprintln!(
+                            "You administer these LinkedIn organization pages: {}. Connect one with `psn accounts connect linkedin --page ID`.",
+                            organizations
+                                .iter()
+                                .map(describe)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                        None
+                    }
+                };
+                if let Some(org) = chosen {
+                    pages.push((
+                        NewAccount {
+                            platform,
+                            handle: org.handle(),
+                            external_id: org.urn(),
+                            service_url: String::new(),
+                            tokens: TokenSet {
+                                access_token: Secret::new(access.clone()),
+                                refresh_token: refresh.clone().map(Secret::new),
+                            },
+                            expires_at: expires,
+                            created_by: actor(global),
+                        },
+                        serde_json::json!({
+                            "organization_access": "granted",
+                            "account_kind": "organization",
+                            "organization": org.name,
+                            "member": external_id,
+                        }),
+                    ));
+                }
+            }
+        }
+        Platform::Linkedin => {
+            status = serde_json::json!({"organization_access": "not_requested"});
         }
         Platform::X => {
-            let tier = setting(ws, "X_API_TIER").unwrap_or_else(|| "free".to_owned());
-            status = serde_json::json!({"api_tier": tier.to_ascii_lowercase()});
-            if tier.eq_ignore_ascii_case("free") {
-                status["explanation"] = "the X API free tier allows about 500 posts a month and no reading of timelines beyond your own posts; set X_API_TIER in config/keys.env if your app has a paid tier".into();
-            }
+            status = super::account_health::new_x_platform_status(ws)?;
         }
         _ => {}
     }
@@ -450,6 +554,7 @@ async fn finish(
             created_by: actor(global),
         },
         platform_status: status,
+        pages,
     })
 }
 
@@ -496,33 +601,94 @@ fn open_browser(url: &str) -> bool {
         .is_ok()
 }
 
-/// One line from stdin, read on its own thread (a pending read never holds up the exit).
-fn stdin_line() -> tokio::sync::oneshot::Receiver<std::io::Result<String>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = tx.send(std::io::stdin().read_line(&mut line).map(|_| line));
-    });
-    rx
+/// Asks on the terminal which of `choices` to take (numbered from 1; `none` adds a "0" that
+/// takes none of them). An answer that is not one of the numbers is refused (exit 2).
+async fn pick_on_terminal(
+    question: &str,
+    choices: &[String],
+    none: Option<&str>,
+) -> CliResult<Option<usize>> {
+    eprintln!("{question}");
+    if let Some(label) = none {
+        eprintln!("  0. {label}");
+    }
+    for (i, c) in choices.iter().enumerate() {
+        eprintln!("  {}. {c}", i + 1);
+    }
+    eprint!("Number: ");
+    let answer = match tokio::time::timeout(timeout(), next_stdin_line()).await {
+        Err(_) => return Err(failed("no answer was typed in time; run the command again")),
+        Ok(Some(Ok(line))) => line.trim().to_owned(),
+        Ok(_) => String::new(),
+    };
+    match answer.parse::<usize>() {
+        Ok(0) if none.is_some() => Ok(None),
+        Ok(n) if (1..=choices.len()).contains(&n) => Ok(Some(n - 1)),
+        _ => Err(invalid(format!(
+            "'{answer}' is not one of the numbers {} to {}; nothing was connected",
+            if none.is_some() { 0 } else { 1 },
+            choices.len()
+        ))),
+    }
+}
+
+type Lines = tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<std::io::Result<String>>>;
+
+/// Stdin's lines, read by one thread for the whole command (a pending read never holds up the
+/// exit). One reader, so a line typed for a later question (the Page pick) is never taken by
+/// an earlier wait that gave up (the paste fallback when the browser answered first).
+fn stdin_lines() -> &'static Lines {
+    static LINES: std::sync::OnceLock<Lines> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut line = String::new();
+                match std::io::stdin().read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if tx.send(Ok(line)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        tokio::sync::Mutex::new(rx)
+    })
+}
+
+/// The next line from stdin; `None` once stdin is closed. Cancel-safe: a wait that is dropped
+/// takes no line.
+async fn next_stdin_line() -> Option<std::io::Result<String>> {
+    stdin_lines().lock().await.recv().await
 }
 
 async fn read_line(wait: Duration) -> CliResult<String> {
-    match tokio::time::timeout(wait, stdin_line()).await {
+    match tokio::time::timeout(wait, next_stdin_line()).await {
         Err(_) => Err(failed(
-            "no address was pasted in time; run the command again",
+            "no answer was typed or pasted in time; run the command again",
         )),
-        Ok(Ok(Ok(line))) if !line.trim().is_empty() => Ok(line.trim().to_owned()),
+        Ok(Some(Ok(line))) if !line.trim().is_empty() => Ok(line.trim().to_owned()),
         Ok(_) => Err(invalid(
             "nothing was pasted: paste the whole address the browser was sent to (http://127.0.0.1:…/callback?code=…&state=…)",
         )),
     }
 }
 
-/// A pasted address, for as long as it takes; an empty or closed stdin never answers.
+/// A pasted address, for as long as it takes; blank lines are skipped, and a closed stdin
+/// never answers.
 async fn pasted_forever() -> String {
-    match stdin_line().await {
-        Ok(Ok(line)) if !line.trim().is_empty() => line.trim().to_owned(),
-        _ => std::future::pending().await,
+    loop {
+        match next_stdin_line().await {
+            Some(Ok(line)) if !line.trim().is_empty() => return line.trim().to_owned(),
+            Some(Ok(_)) => continue,
+            _ => return std::future::pending().await,
+        }
     }
 }
 

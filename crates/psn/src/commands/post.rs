@@ -104,6 +104,16 @@ pub async fn run(global: &Global, args: PostArgs) -> CliResult {
             resolved.push((account, report.segments.clone()));
         }
     }
+    // The X API plan's daily caps, counting what is already queued (drafts wait).
+    if let (PostStatus::Scheduled, Some(at)) = (phase, run_at) {
+        let x_posts: Vec<(psn_domain::AccountId, usize)> = resolved
+            .iter()
+            .filter(|(a, _)| a.platform == psn_domain::Platform::X)
+            .map(|(a, segments)| (a.id.clone(), segments.len().max(1)))
+            .collect();
+        let x_accounts: Vec<&Account> = resolved.iter().map(|(a, _)| *a).collect();
+        super::account_health::enforce_x_tier(&ws, &hub, &x_accounts, &x_posts, at).await?;
+    }
     if args.dry_run {
         let dry = DryRun {
             dry_run: true,

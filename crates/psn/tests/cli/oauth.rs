@@ -16,7 +16,7 @@ use psn_testkit::oauth::{CLIENT_ID, CLIENT_SECRET, FakeOAuth};
 use crate::support::{Out, TestWorkspace, execute_sql};
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -30,14 +30,16 @@ fn credential_env(platform: Platform) -> Option<(&'static str, &'static str)> {
 }
 
 /// A running `psn accounts connect` whose stderr is read line by line.
-struct Connecting {
+pub(crate) struct Connecting {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// The terminal psn reads from (see [`Connecting::on_terminal`]), if any.
+    terminal: Option<std::fs::File>,
 }
 
 impl Connecting {
-    fn start(
+    pub(crate) fn start(
         ws: &TestWorkspace,
         fake: &FakeOAuth,
         platform: Platform,
@@ -47,13 +49,37 @@ impl Connecting {
         Connecting::start_with(ws, fake, platform, port, extra, &[])
     }
 
-    fn start_with(
+    pub(crate) fn start_with(
         ws: &TestWorkspace,
         fake: &FakeOAuth,
         platform: Platform,
         port: u16,
         extra: &[&str],
         env: &[(&str, &str)],
+    ) -> Connecting {
+        Connecting::spawn(ws, fake, platform, port, extra, env, false)
+    }
+
+    /// [`Connecting::start`] with a terminal (a pseudo-terminal) as psn's stdin, so psn asks
+    /// its questions there; [`Connecting::paste`] types on it.
+    pub(crate) fn on_terminal(
+        ws: &TestWorkspace,
+        fake: &FakeOAuth,
+        platform: Platform,
+        port: u16,
+        extra: &[&str],
+    ) -> Connecting {
+        Connecting::spawn(ws, fake, platform, port, extra, &[], true)
+    }
+
+    fn spawn(
+        ws: &TestWorkspace,
+        fake: &FakeOAuth,
+        platform: Platform,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        on_terminal: bool,
     ) -> Connecting {
         let port = port.to_string();
         let mut args = vec![
@@ -85,10 +111,18 @@ impl Connecting {
             run = run.env(k, v);
         }
         let mut cmd = run.into_command();
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let terminal = if on_terminal {
+            let (master, slave) = crate::support::pty();
+            cmd.stdin(Stdio::from(slave));
+            Some(master)
+        } else {
+            cmd.stdin(Stdio::piped());
+            None
+        };
         let mut child = cmd.spawn().expect("spawn psn");
+        // The child holds the terminal's other end now.
+        drop(cmd);
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -103,11 +137,12 @@ impl Connecting {
             child,
             lines,
             seen: Vec::new(),
+            terminal,
         }
     }
 
     /// Waits for a stderr line containing `needle` (psn prints it before it waits).
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(60)) {
                 Ok(line) => {
@@ -124,20 +159,29 @@ impl Connecting {
         }
     }
 
+    /// The stderr lines read so far.
+    pub(crate) fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
     /// The authorization URL psn printed.
-    fn authorization_url(&mut self) -> String {
+    pub(crate) fn authorization_url(&mut self) -> String {
         self.wait_for("  http").trim().to_string()
     }
 
-    fn paste(&mut self, text: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
+    pub(crate) fn paste(&mut self, text: &str) {
+        let stdin: &mut dyn Write = match self.terminal.as_mut() {
+            Some(t) => t,
+            None => self.child.stdin.as_mut().unwrap(),
+        };
         stdin.write_all(text.as_bytes()).unwrap();
         stdin.write_all(b"\n").unwrap();
         stdin.flush().unwrap();
     }
 
-    fn finish(mut self) -> Out {
+    pub(crate) fn finish(mut self) -> Out {
         drop(self.child.stdin.take());
+        drop(self.terminal.take());
         let out = self.child.wait_with_output().expect("wait for psn");
         let mut stderr = self.seen.join("\n");
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
@@ -161,7 +205,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// The scripted browser: follows the authorization server's redirect to psn's listener and
 /// returns the final status and page.
-fn browse(url: &str) -> (u16, String) {
+pub(crate) fn browse(url: &str) -> (u16, String) {
     runtime().block_on(async {
         let r = reqwest::Client::new()
             .get(url)
@@ -186,7 +230,7 @@ fn redirect_target(url: &str) -> String {
     })
 }
 
-fn assert_no_token(fake: &FakeOAuth, what: &str, text: &str) {
+pub(crate) fn assert_no_token(fake: &FakeOAuth, what: &str, text: &str) {
     for token in fake.issued_tokens() {
         assert!(!text.contains(&token), "a token leaked into {what}");
     }
@@ -204,7 +248,12 @@ fn assert_no_token_in_file(fake: &FakeOAuth, path: &std::path::Path) {
 }
 
 /// Runs one whole browser connection and returns psn's output.
-fn connect(ws: &TestWorkspace, fake: &FakeOAuth, platform: Platform, extra: &[&str]) -> Out {
+pub(crate) fn connect(
+    ws: &TestWorkspace,
+    fake: &FakeOAuth,
+    platform: Platform,
+    extra: &[&str],
+) -> Out {
     let port = free_port();
     let mut run = Connecting::start(ws, fake, platform, port, extra);
     let url = run.authorization_url();

@@ -457,3 +457,18 @@ pub fn ids(posts: &Value) -> Vec<String> {
         .map(|p| p["id"].as_str().expect("id").to_string())
         .collect()
 }
+
+/// A pseudo-terminal: (the side a test types on, the side a child reads as its terminal).
+pub fn pty() -> (std::fs::File, std::fs::File) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("open a pseudo-terminal");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().expect("a UTF-8 terminal path"))
+        .expect("open the terminal");
+    (std::fs::File::from(master), slave)
+}
