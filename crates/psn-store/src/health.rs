@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use psn_domain::{AccountId, Platform};
+use psn_domain::{AccountId, Platform, PostId};
 use serde::Serialize;
 
 use crate::audit::audit;
@@ -41,6 +41,7 @@ pub struct StaleRefresh {
 /// published, and how many posts it makes there (its segments).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueuedLoad {
+    pub post: PostId,
     pub account: AccountId,
     pub at: DateTime<Utc>,
     pub posts: usize,
@@ -82,20 +83,21 @@ impl Hub {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<QueuedLoad>, StoreError> {
-        let rows: Vec<(String, i64, String)> = on_db!(&self.backend, db => sqlx::query_as(
-            "SELECT d.account_id, COALESCE(d.published_at, d.run_at), d.segments \
+        let rows: Vec<(String, String, i64, String)> = on_db!(&self.backend, db => sqlx::query_as(
+            "SELECT d.post_id, d.account_id, COALESCE(d.published_at, d.run_at), d.segments \
              FROM deliveries d JOIN posts p ON p.id = d.post_id \
              WHERE d.platform = $1 AND d.status NOT IN ('failed', 'cancelled') \
              AND p.status NOT IN ('draft', 'rejected', 'cancelled') \
              AND COALESCE(d.published_at, d.run_at) >= $2 AND COALESCE(d.published_at, d.run_at) < $3 \
-             ORDER BY 2")
+             ORDER BY 3")
             .bind(platform.as_str()).bind(to_ms(from)).bind(to_ms(to))
             .fetch_all(db).await?);
         rows.into_iter()
-            .map(|(account, at, segments)| {
+            .map(|(post, account, at, segments)| {
                 let segments: Vec<serde_json::Value> =
                     serde_json::from_str(&segments).map_err(corrupt)?;
                 Ok(QueuedLoad {
+                    post: post.parse().map_err(corrupt)?,
                     account: account.parse().map_err(corrupt)?,
                     at: from_ms(at),
                     posts: segments.len().max(1),

@@ -199,13 +199,20 @@ pub async fn enforce_x_tier(
     accounts: &[&Account],
     posts: &[(AccountId, usize)],
     at: chrono::DateTime<Utc>,
+    moving: Option<&psn_domain::PostId>,
 ) -> CliResult<()> {
     if posts.is_empty() {
         return Ok(());
     }
     configured_x_tier(ws)?;
     let day = chrono::Duration::hours(24);
-    let queued = hub.queued_load(Platform::X, at - day, at + day).await?;
+    // A post being moved does not count where it is now.
+    let queued: Vec<psn_store::QueuedLoad> = hub
+        .queued_load(Platform::X, at - day, at + day)
+        .await?
+        .into_iter()
+        .filter(|q| Some(&q.post) != moving)
+        .collect();
     for (account_id, n) in posts {
         let Some(account) = accounts.iter().find(|a| &a.id == account_id) else {
             continue;

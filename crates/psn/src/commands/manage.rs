@@ -27,9 +27,37 @@ pub async fn reschedule(global: &Global, args: RescheduleArgs) -> CliResult {
     let ws = Workspace::locate(global)?;
     let at = parse_schedule(&args.time, Utc::now(), ws.tz).map_err(|e| invalid(e.to_string()))?;
     let hub = ws.open_hub(&global.hub).await?;
+    enforce_x_tier_at(&ws, &hub, &id, at).await?;
     let post = hub.reschedule_post(&id, at, &actor(global)).await?;
     print(global, &ws, &post, "Rescheduled");
     Ok(())
+}
+
+/// The X API plan's daily caps at the post's new time: its X deliveries still to publish
+/// count there (and no longer where they were).
+async fn enforce_x_tier_at(
+    ws: &Workspace,
+    hub: &psn_store::Hub,
+    id: &psn_domain::PostId,
+    at: chrono::DateTime<Utc>,
+) -> CliResult {
+    let post = hub.post(id).await?;
+    let mut accounts = Vec::new();
+    let mut posts = Vec::new();
+    for d in &post.deliveries {
+        let pending = !matches!(
+            d.status,
+            psn_domain::DeliveryStatus::Published
+                | psn_domain::DeliveryStatus::Cancelled
+                | psn_domain::DeliveryStatus::Failed
+        );
+        if d.platform == psn_domain::Platform::X && pending {
+            accounts.push(hub.account(&d.account).await?);
+            posts.push((d.account.clone(), d.segments.len().max(1)));
+        }
+    }
+    let accounts: Vec<&psn_store::Account> = accounts.iter().collect();
+    super::account_health::enforce_x_tier(ws, hub, &accounts, &posts, at, Some(id)).await
 }
 
 pub async fn cancel(global: &Global, args: IdArg) -> CliResult {

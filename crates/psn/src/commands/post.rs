@@ -112,7 +112,7 @@ pub async fn run(global: &Global, args: PostArgs) -> CliResult {
             .map(|(a, segments)| (a.id.clone(), segments.len().max(1)))
             .collect();
         let x_accounts: Vec<&Account> = resolved.iter().map(|(a, _)| *a).collect();
-        super::account_health::enforce_x_tier(&ws, &hub, &x_accounts, &x_posts, at).await?;
+        super::account_health::enforce_x_tier(&ws, &hub, &x_accounts, &x_posts, at, None).await?;
     }
     if args.dry_run {
         let dry = DryRun {

@@ -291,6 +291,36 @@ fn set_key(ws: &TestWorkspace, line: &str) {
 }
 
 #[test]
+fn rescheduling_into_a_full_x_window_is_refused_and_changes_nothing() {
+    let ws = TestWorkspace::new();
+    x_account(&ws, "1001", "alice");
+    // 17 posts (a thread) three days out fill that window on the free plan.
+    let file = thread_file(&ws, "full", "x", "+3d", 17);
+    ws.post(&["--file", &file]);
+    let early = ws.post(&["Early", "--to", "x", "--at", "+1d"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run_at = |ws: &TestWorkspace| ws.psn(&["show", &early, "--json"]).json()["run_at"].clone();
+    let before = run_at(&ws);
+    ws.psn(&["reschedule", &early, "+3d1h"])
+        .invalid("X API free plan allows 17 posts per 24 hours for @alice")
+        .stderr_has("X_API_TIER=basic");
+    assert_eq!(run_at(&ws), before, "the post did not move");
+    // Another day has room.
+    ws.psn(&["reschedule", &early, "+5d"]).ok();
+    assert_ne!(run_at(&ws), before);
+    // A post moved within a full window does not count twice.
+    let file = thread_file(&ws, "almost", "x", "+7d", 16);
+    ws.post(&["--file", &file]);
+    let last = ws.post(&["The 17th", "--to", "x", "--at", "+7d1h"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ws.psn(&["reschedule", &last, "+7d2h"]).ok();
+}
+
+#[test]
 fn the_x_free_tier_caps_posts_per_24_hours_and_the_tier_is_shown() {
     let ws = TestWorkspace::new();
     let alice = x_account(&ws, "1001", "alice");
