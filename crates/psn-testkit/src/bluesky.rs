@@ -70,7 +70,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::faults::{Fault, FaultKind, Faults, Gate};
-use crate::server::{close_connection, serve};
+use crate::server::{self, close_connection, serve};
 
 pub const POST_COLLECTION: &str = "app.bsky.feed.post";
 pub const MAX_GRAPHEMES: usize = 300;
@@ -474,22 +474,7 @@ impl FakeBluesky {
     /// Starts a fake on its own thread and runtime, for tests without a tokio runtime. It
     /// runs until the process ends.
     pub fn start_in_thread() -> FakeBluesky {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("fake-bluesky".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the fake Bluesky");
-                runtime.block_on(async move {
-                    let fake = FakeBluesky::start().await;
-                    let _ = tx.send(fake);
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("a thread for the fake Bluesky");
-        rx.recv().expect("the fake Bluesky started")
+        server::start_in_thread("fake-bluesky", FakeBluesky::start)
     }
 
     /// `http://127.0.0.1:<port>`: the PDS URL (an account's `service_url`, or

@@ -88,7 +88,7 @@ use serde_json::{Map, Value, json};
 
 pub use crate::faults::{Fault, FaultKind};
 use crate::faults::{Faults, Gate};
-use crate::server::{close_connection, serve};
+use crate::server::{self, close_connection, serve};
 
 /// The oldest `LinkedIn-Version` the fake accepts by default.
 pub const MIN_VERSION: &str = "202511";
@@ -339,22 +339,7 @@ impl FakeLinkedIn {
     /// Starts a fake on its own thread and runtime, for tests without a tokio runtime. It
     /// runs until the process ends.
     pub fn start_in_thread() -> FakeLinkedIn {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("fake-linkedin".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the fake LinkedIn");
-                runtime.block_on(async move {
-                    let fake = FakeLinkedIn::start().await;
-                    let _ = tx.send(fake);
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("a thread for the fake LinkedIn");
-        rx.recv().expect("the fake LinkedIn started")
+        server::start_in_thread("fake-linkedin", FakeLinkedIn::start)
     }
 
     /// `http://127.0.0.1:<port>` (`PSN_API_BASE_LINKEDIN`).

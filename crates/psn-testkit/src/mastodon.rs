@@ -60,7 +60,7 @@ use serde_json::{Map, Value, json};
 pub use crate::faults::{Fault, FaultKind};
 use crate::faults::{Faults, Gate};
 
-use crate::server::{close_connection, serve};
+use crate::server::{self, close_connection, serve};
 
 /// The first status id; ids grow by 1000.
 const FIRST_ID: u64 = 113_000_000_000_000_000;
@@ -424,22 +424,7 @@ impl FakeMastodon {
     /// Starts a fake on its own thread and runtime, for tests without a tokio runtime. It
     /// runs until the process ends.
     pub fn start_in_thread() -> FakeMastodon {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("fake-mastodon".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the fake Mastodon");
-                runtime.block_on(async move {
-                    let fake = FakeMastodon::start().await;
-                    let _ = tx.send(fake);
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("a thread for the fake Mastodon");
-        rx.recv().expect("the fake Mastodon started")
+        server::start_in_thread("fake-mastodon", FakeMastodon::start)
     }
 
     /// `http://127.0.0.1:<port>`, without a trailing slash: the instance URL (an account's

@@ -208,23 +208,10 @@ impl FakeOAuth {
 
     /// [`FakeOAuth::start`] on its own thread and runtime, for synchronous tests.
     pub fn start_in_thread(platform: Platform, user_id: &str, username: &str) -> FakeOAuth {
-        let (tx, rx) = std::sync::mpsc::channel();
         let (user_id, username) = (user_id.to_owned(), username.to_owned());
-        std::thread::Builder::new()
-            .name("fake-oauth".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the fake OAuth server");
-                runtime.block_on(async move {
-                    let fake = FakeOAuth::start(platform, &user_id, &username).await;
-                    let _ = tx.send(fake);
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("a thread for the fake OAuth server");
-        rx.recv().expect("the fake OAuth server started")
+        crate::server::start_in_thread("fake-oauth", move || async move {
+            FakeOAuth::start(platform, &user_id, &username).await
+        })
     }
 
     pub fn base_url(&self) -> String {

@@ -83,3 +83,29 @@ pub(crate) async fn serve(router: Router) -> std::io::Result<SocketAddr> {
     });
     Ok(addr)
 }
+
+/// Starts a fake with `start` on its own thread and current-thread runtime, for tests without a
+/// tokio runtime (for example ones that run the `psn` binary), and returns its handle. The fake
+/// runs until the process ends. `name` names the thread and the panics.
+pub(crate) fn start_in_thread<T, F, Fut>(name: &'static str, start: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("a runtime for {name}: {e}"));
+            runtime.block_on(async move {
+                let _ = tx.send(start().await);
+                std::future::pending::<()>().await;
+            });
+        })
+        .unwrap_or_else(|e| panic!("a thread for {name}: {e}"));
+    rx.recv().unwrap_or_else(|_| panic!("{name} did not start"))
+}

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use crate::faults::{Fault, FaultKind, Faults, Gate};
-use crate::server::{close_connection, serve};
+use crate::server::{self, close_connection, serve};
 
 /// The first post id; ids grow by 1000 (19 digits, like real ids).
 const FIRST_ID: u64 = 1_900_000_000_000_000_000;
@@ -313,22 +313,7 @@ impl FakeX {
     /// Starts a fake on its own thread and runtime, for tests without a tokio runtime (for
     /// example ones that run the `psn` binary). It runs until the process ends.
     pub fn start_in_thread() -> FakeX {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("fake-x".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the fake X");
-                runtime.block_on(async move {
-                    let fake = FakeX::start().await;
-                    let _ = tx.send(fake);
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("a thread for the fake X");
-        rx.recv().expect("the fake X started")
+        server::start_in_thread("fake-x", FakeX::start)
     }
 
     /// `http://127.0.0.1:<port>`, without a trailing slash (set `PSN_API_BASE_X` to it).
